@@ -1,0 +1,28 @@
+/* The `ear` command line: one function per command, shared helpers. */
+#ifndef EAR_CLI_H
+#define EAR_CLI_H
+
+#include "core/core.h"
+
+/* Exit statuses of ../shared/spec/interfaces.md. */
+enum { EAR_EXIT_OK = 0, EAR_EXIT_FAILED = 1, EAR_EXIT_USAGE = 2 };
+
+/* Each command gets argv with argv[0] the command's name. */
+int ear_cli_decode(int argc, char **argv);
+int ear_cli_mel(int argc, char **argv);
+
+/* Prints `ear: <what>: <why>` on stderr and returns EAR_EXIT_FAILED. */
+int ear_cli_fail(const char *what, const char *why);
+
+/* Prints `ear CMD: <message>` and a pointer to --help; returns EAR_EXIT_USAGE. */
+int ear_cli_usage_error(const char *command, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Reads a file whole (limit: 1 GiB); on failure prints the error line. */
+uint8_t *ear_cli_read_file(const char *path, size_t *size);
+
+/* Parses a positive number; returns 0 on success. */
+int ear_cli_parse_double(const char *text, double min, double max, double *out);
+int ear_cli_parse_int(const char *text, long min, long max, int *out);
+
+#endif

@@ -1,0 +1,28 @@
+/* Images in: JPEG and PNG decoded to RGB, then resized, cropped and normalised
+ * exactly as ../shared/spec/model-format.md (image tower) says. */
+#ifndef EAR_IMAGE_H
+#define EAR_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+typedef struct ear_image {
+    int width, height;
+    uint8_t *rgb; /* width * height * 3 bytes, interleaved RGB, malloc'd */
+} ear_image;
+
+/* Decodes a JPEG or PNG held in memory (type found from the bytes) to RGB:
+ * gray replicated, alpha composited over white, 16-bit reduced to 8. */
+int ear_image_decode(const uint8_t *data, size_t size, ear_image *img, ear_error *err);
+
+/* Frees the pixels of an image (safe on a zeroed image). */
+void ear_image_free(ear_image *img);
+
+/* Resize (shorter side to size, antialiased bilinear as PyTorch), centre crop
+ * size x size, (x/255 - mean) / std: out is CHW float [3][size][size]. */
+int ear_image_preprocess(const ear_image *img, int size, const float mean[3], const float std[3],
+                         float *out, ear_error *err);
+
+#endif
