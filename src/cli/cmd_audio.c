@@ -7,6 +7,7 @@
 #include "audio/audio.h"
 #include "cli/cli.h"
 #include "nn/config.h"
+#include "nn/nn.h"
 
 static const char decode_help[] =
     "usage: ear decode FILE -o OUT.npy [--rate R] [--max-seconds S]\n\n"
@@ -141,8 +142,16 @@ static int load_mel_config(const audio_args *a, ear_audio_mel_config *mel)
         }
     }
     if (a->model) {
-        ear_cli_fail(a->model, "reading the configuration from a model file is not built yet");
-        return -1;
+        ear_nn_config config;
+        if (ear_nn_model_read_config(a->model, &config, &err) != 0) {
+            fprintf(stderr, "ear: %s\n", err.message);
+            return -1;
+        }
+        if (!config.has_audio) {
+            ear_cli_fail(a->model, "the model has no audio tower");
+            return -1;
+        }
+        *mel = config.mel;
     }
     return 0;
 }
