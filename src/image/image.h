@@ -8,20 +8,28 @@
 
 #include "core/core.h"
 
+/* Larger images are refused before any pixel memory is allocated. */
+#define EAR_IMAGE_MAX_SIDE 16384
+#define EAR_IMAGE_MAX_PIXELS 100000000L
+/* The largest crop ear_image_preprocess accepts. */
+#define EAR_IMAGE_MAX_CROP 4096
+
 typedef struct ear_image {
     int width, height;
     uint8_t *rgb; /* width * height * 3 bytes, interleaved RGB, malloc'd */
 } ear_image;
 
 /* Decodes a JPEG or PNG held in memory (type found from the bytes) to RGB:
- * gray replicated, alpha composited over white, 16-bit reduced to 8. */
+ * gray replicated, alpha composited over white, 16-bit reduced to 8, pixel for
+ * pixel as PIL does. On failure img is left zeroed and nothing is allocated. */
 int ear_image_decode(const uint8_t *data, size_t size, ear_image *img, ear_error *err);
 
 /* Frees the pixels of an image (safe on a zeroed image). */
 void ear_image_free(ear_image *img);
 
 /* Resize (shorter side to size, antialiased bilinear as PyTorch), centre crop
- * size x size, (x/255 - mean) / std: out is CHW float [3][size][size]. */
+ * size x size, (x/255 - mean) / std: out is CHW float [3][size][size], size from
+ * 1 to EAR_IMAGE_MAX_CROP. */
 int ear_image_preprocess(const ear_image *img, int size, const float mean[3], const float std[3],
                          float *out, ear_error *err);
 
