@@ -168,6 +168,11 @@ int ear_nn_config_parse(const char *json, ear_nn_config *cfg, ear_error *err)
             ear_error_set(err, "ear.config: audio.segment_seconds out of range");
             goto done;
         }
+        if (cfg->audio_encoder.in_channels != 1) {
+            ear_error_set(err, "ear.config: audio.encoder.in_channels must be 1 (one log-mel "
+                               "channel), not %d", cfg->audio_encoder.in_channels);
+            goto done;
+        }
     }
     if (image) {
         if (!cJSON_IsObject(image)) {
@@ -186,6 +191,11 @@ int ear_nn_config_parse(const char *json, ear_nn_config *cfg, ear_error *err)
                 ear_error_set(err, "ear.config: image.std must be non-zero");
                 goto done;
             }
+        if (cfg->image_encoder.in_channels != 3) {
+            ear_error_set(err, "ear.config: image.encoder.in_channels must be 3 (RGB), not %d",
+                          cfg->image_encoder.in_channels);
+            goto done;
+        }
     }
     rc = 0;
 done:

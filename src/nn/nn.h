@@ -1,6 +1,8 @@
-/* The audio-visual CLIP model of ../shared/spec/model-format.md, run in C:
- * weights mapped from the safetensors file, BatchNorm folded at load, and one
- * arena per session sized at load time. */
+/* The audio-visual CLIP model of ../shared/spec/model-format.md, run in C: the
+ * safetensors file mapped and checked, its weights converted to float32 with BatchNorm
+ * folded into the convolutions (one block the model owns; the mapping is released once
+ * loaded), and one arena per session sized for the largest input. A model is read-only
+ * once loaded and may be shared by threads; a session belongs to one thread at a time. */
 #ifndef EAR_NN_H
 #define EAR_NN_H
 
@@ -13,20 +15,34 @@
 
 typedef struct ear_nn_model ear_nn_model;
 
-/* Maps and validates an Ear model file; every problem is named (tensor or key). */
+/* Loads and validates an Ear model file; every problem is named (tensor or key). */
 ear_nn_model *ear_nn_model_load(const char *path, ear_error *err);
 
-/* Unmaps and frees a model (NULL is fine). Sessions must be freed first. */
+/* Frees a model (NULL is fine). Its sessions must be freed first. */
 void ear_nn_model_free(ear_nn_model *m);
 
 /* The model's configuration. */
 const ear_nn_config *ear_nn_model_config(const ear_nn_model *m);
 
-/* A stable fingerprint of the model file's contents: 16 lowercase hex digits. */
+/* A stable fingerprint of the model file's contents: XXH64 (seed 0) of its bytes, as 16
+ * lowercase hex digits. */
 const char *ear_nn_model_fingerprint(const ear_nn_model *m);
 
 /* Writes a human-readable description (configuration, parameters, bytes, dtypes). */
 void ear_nn_model_describe(const ear_nn_model *m, FILE *out);
+
+/* Reads only a model file's configuration (container and metadata checked, tensors not):
+ * what `ear mel --model` needs, without converting any weights. */
+int ear_nn_model_read_config(const char *path, ear_nn_config *cfg, ear_error *err);
+
+/* Samples in one audio segment, round(segment_seconds * sample_rate); 0 without audio. */
+size_t ear_nn_model_segment_samples(const ear_nn_model *m);
+
+/* The shortest clip the audio tower takes: n_fft / 2 + 1 samples; 0 without audio. */
+size_t ear_nn_model_min_samples(const ear_nn_model *m);
+
+/* Bytes of the arena each session of this model allocates. */
+size_t ear_nn_model_session_bytes(const ear_nn_model *m);
 
 /* One inference context: the activation arena and scratch buffers. A session is
  * used by one thread at a time; nothing is allocated per layer or per call. */
@@ -38,13 +54,28 @@ ear_nn_session *ear_nn_session_create(const ear_nn_model *m, ear_error *err);
 /* Frees a session (NULL is fine). */
 void ear_nn_session_free(ear_nn_session *s);
 
-/* The clip's embedding (segments, mean, renormalise) into embedding[embed_dim]. */
+/* The clip's embedding (segments, mean, renormalise) into embedding[embed_dim]; wave is
+ * mono at the model's sample rate. Refused: a model without audio, a clip shorter than
+ * ear_nn_model_min_samples(). */
 int ear_nn_embed_audio(ear_nn_session *s, const float *wave, size_t count, float *embedding,
                        ear_error *err);
 
-/* The image's embedding into embedding[embed_dim]. */
+/* The image's embedding into embedding[embed_dim] (preprocessed by ear_image_preprocess
+ * into the session's arena). Refused: a model without an image tower. */
 int ear_nn_embed_image(ear_nn_session *s, const ear_image *img, float *embedding,
                        ear_error *err);
+
+/* One segment's unit vector from its normalised log-mel, row-major [n_mels][frames] with
+ * 1 <= frames <= the frames of a full segment (the audio tower without the mel step). */
+int ear_nn_embed_mel(ear_nn_session *s, const float *mel, size_t frames, float *unit,
+                     ear_error *err);
+
+/* The image tower from preprocessed pixels, CHW [3][size][size] (without decode/resize). */
+int ear_nn_embed_pixels(ear_nn_session *s, const float *pixels, float *embedding,
+                        ear_error *err);
+
+/* Bytes of the session's arena (all its activations and scratch). */
+size_t ear_nn_session_bytes(const ear_nn_session *s);
 
 /* Sets the number of BLAS threads for the whole process (default 1). */
 void ear_nn_set_threads(int threads);

@@ -1,0 +1,584 @@
+/* Loading an Ear model file: the container, the metadata, every tensor the configuration
+ * needs (and nothing else), then BatchNorm folded into the convolutions in one owned block
+ * of float32 weights. The mapping is gone once the model is loaded. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/fingerprint.h"
+#include "nn/network.h"
+
+#define NAME_SIZE 160
+
+/* Where one convolution's parameters come from in the file. */
+typedef struct conv_source {
+    ear_nn_conv *conv;
+    char weight[NAME_SIZE]; /* the conv's weight tensor */
+    char norm[NAME_SIZE];   /* its BatchNorm's prefix: NORM.weight, NORM.bias, NORM.running_* */
+} conv_source;
+
+typedef struct linear_source {
+    ear_nn_linear *linear;
+    char prefix[NAME_SIZE]; /* PREFIX.weight, PREFIX.bias */
+} linear_source;
+
+/* Every parameter the configuration needs, in file terms. */
+typedef struct model_sources {
+    conv_source *convs;
+    size_t conv_count, conv_capacity;
+    linear_source linears[4];
+    size_t linear_count;
+} model_sources;
+
+static size_t encoder_block_count(const ear_nn_encoder_config *e)
+{
+    size_t n = 0;
+    for (int i = 0; i < e->stage_count; i++)
+        n += (size_t)e->layers[i];
+    return n;
+}
+
+static void add_conv(model_sources *s, ear_nn_conv *conv, int in, int out, int kernel,
+                     int stride, const char *encoder, const char *weight, const char *norm)
+{
+    conv->in_channels = in;
+    conv->out_channels = out;
+    conv->kernel = kernel;
+    conv->stride = stride;
+    conv->padding = kernel / 2;
+    conv_source *c = &s->convs[s->conv_count++];
+    c->conv = conv;
+    snprintf(c->weight, sizeof c->weight, "%s%s", encoder, weight);
+    snprintf(c->norm, sizeof c->norm, "%s%s", encoder, norm);
+}
+
+static void add_linear(model_sources *s, ear_nn_linear *linear, int in, int out,
+                       const char *tower, const char *name)
+{
+    linear->in_features = in;
+    linear->out_features = out;
+    linear_source *l = &s->linears[s->linear_count++];
+    l->linear = linear;
+    snprintf(l->prefix, sizeof l->prefix, "%s.%s", tower, name);
+}
+
+/* Lays out one tower as the spec's "Encoder resnet" and "Head" say, and records where each
+ * parameter comes from. The stem has widths[0] channels, as torchvision's 64 for 64. */
+static int build_tower(ear_nn_tower *t, const char *tower, const ear_nn_encoder_config *ec,
+                       const ear_nn_head_config *hc, int embed_dim, model_sources *s,
+                       ear_error *err)
+{
+    char encoder[32], name[64], norm[64]; /* encoder + name fits NAME_SIZE */
+    snprintf(encoder, sizeof encoder, "%s.encoder.", tower);
+    ear_nn_encoder *e = &t->encoder;
+    e->block_count = (int)encoder_block_count(ec);
+    e->blocks = calloc((size_t)e->block_count, sizeof *e->blocks);
+    if (!e->blocks)
+        return ear_error_set(err, "out of memory");
+    t->present = 1;
+    t->in_channels = ec->in_channels;
+    int channels = ec->widths[0];
+    add_conv(s, &e->stem, ec->in_channels, channels, 7, 2, encoder, "conv1.weight", "bn1");
+    int expansion = ec->block == EAR_NN_BLOCK_BOTTLENECK ? 4 : 1;
+    ear_nn_block *block = e->blocks;
+    for (int stage = 0; stage < ec->stage_count; stage++) {
+        int width = ec->widths[stage], out = width * expansion;
+        for (int b = 0; b < ec->layers[stage]; b++, block++) {
+            int stride = stage > 0 && b == 0 ? 2 : 1;
+            /* torchvision's kernels and strides per conv: basic 3x3(stride), 3x3;
+             * bottleneck 1x1, 3x3(stride), 1x1 to 4 * width. */
+            static const int basic[2][2] = {{3, 1}, {3, 0}};
+            static const int bottleneck[3][2] = {{1, 0}, {3, 1}, {1, 0}};
+            block->conv_count = expansion == 4 ? 3 : 2;
+            int in = channels;
+            for (int k = 0; k < block->conv_count; k++) {
+                const int *shape = expansion == 4 ? bottleneck[k] : basic[k];
+                int conv_out = k == block->conv_count - 1 ? out : width;
+                snprintf(name, sizeof name, "layer%d.%d.conv%d.weight", stage + 1, b, k + 1);
+                snprintf(norm, sizeof norm, "layer%d.%d.bn%d", stage + 1, b, k + 1);
+                add_conv(s, &block->convs[k], in, conv_out, shape[0], shape[1] ? stride : 1,
+                         encoder, name, norm);
+                in = conv_out;
+            }
+            if (stride != 1 || channels != out) {
+                block->has_downsample = 1;
+                snprintf(name, sizeof name, "layer%d.%d.downsample.0.weight", stage + 1, b);
+                snprintf(norm, sizeof norm, "layer%d.%d.downsample.1", stage + 1, b);
+                add_conv(s, &block->downsample, channels, out, 1, stride, encoder, name, norm);
+            }
+            channels = out;
+        }
+    }
+    e->features = channels;
+    if (hc->type == EAR_NN_HEAD_LINEAR) {
+        add_linear(s, &t->head.first, channels, embed_dim, tower, "proj");
+    } else {
+        t->head.has_second = 1;
+        add_linear(s, &t->head.first, channels, hc->hidden, tower, "proj.0");
+        add_linear(s, &t->head.second, hc->hidden, embed_dim, tower, "proj.2");
+    }
+    return 0;
+}
+
+static int is_float(ear_nn_dtype d)
+{
+    return d == EAR_NN_DTYPE_F32 || d == EAR_NN_DTYPE_F16 || d == EAR_NN_DTYPE_BF16;
+}
+
+static int is_integer(ear_nn_dtype d)
+{
+    return d >= EAR_NN_DTYPE_I64 && d <= EAR_NN_DTYPE_BOOL;
+}
+
+/* Finds a tensor the model needs and checks its dtype and shape; marks it used. */
+static const ear_nn_tensor_info *expect(const ear_nn_safetensors *file, unsigned char *used,
+                                        const char *name, const int64_t *shape, int ndim,
+                                        const char *path, ear_error *err)
+{
+    const ear_nn_tensor_info *t = ear_nn_safetensors_find(file, name);
+    if (!t) {
+        ear_error_set(err, "%s: tensor %s is missing", path, name);
+        return NULL;
+    }
+    if (!is_float(t->dtype)) {
+        ear_error_set(err, "%s: tensor %s has dtype %s; weights must be F32, F16 or BF16", path,
+                      name, ear_nn_dtype_name(t->dtype));
+        return NULL;
+    }
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = t->shape[i] == shape[i];
+    if (!same) {
+        char want[96], got[96];
+        ear_nn_shape_format(shape, ndim, want, sizeof want);
+        ear_nn_shape_format(t->shape, t->ndim, got, sizeof got);
+        ear_error_set(err, "%s: tensor %s has shape %s, the configuration needs %s", path, name,
+                      got, want);
+        return NULL;
+    }
+    used[t - file->tensors] = 1;
+    return t;
+}
+
+static const char *const norm_parts[4] = {"weight", "bias", "running_mean", "running_var"};
+
+/* Every needed tensor present with the right dtype and shape, and no float tensor that the
+ * configuration does not explain (a file and a configuration that disagree are refused). */
+static int check_tensors(const ear_nn_safetensors *file, const model_sources *s,
+                         ear_nn_model *m, const char *path, ear_error *err)
+{
+    int rc = -1;
+    unsigned char *used = calloc(file->count ? file->count : 1, 1);
+    if (!used)
+        return ear_error_set(err, "%s: out of memory", path);
+    char name[NAME_SIZE + 16];
+    for (size_t i = 0; i < s->conv_count; i++) {
+        const ear_nn_conv *c = s->convs[i].conv;
+        int64_t weight[4] = {c->out_channels, c->in_channels, c->kernel, c->kernel};
+        int64_t channels[1] = {c->out_channels};
+        if (!expect(file, used, s->convs[i].weight, weight, 4, path, err))
+            goto fail;
+        for (int p = 0; p < 4; p++) {
+            snprintf(name, sizeof name, "%s.%s", s->convs[i].norm, norm_parts[p]);
+            if (!expect(file, used, name, channels, 1, path, err))
+                goto fail;
+        }
+    }
+    for (size_t i = 0; i < s->linear_count; i++) {
+        const ear_nn_linear *l = s->linears[i].linear;
+        int64_t weight[2] = {l->out_features, l->in_features}, bias[1] = {l->out_features};
+        snprintf(name, sizeof name, "%s.weight", s->linears[i].prefix);
+        if (!expect(file, used, name, weight, 2, path, err))
+            goto fail;
+        snprintf(name, sizeof name, "%s.bias", s->linears[i].prefix);
+        if (!expect(file, used, name, bias, 1, path, err))
+            goto fail;
+    }
+    for (size_t i = 0; i < file->count; i++) {
+        const ear_nn_tensor_info *t = &file->tensors[i];
+        if (used[i] || is_integer(t->dtype))
+            continue; /* the spec: integer tensors (num_batches_tracked) are ignored */
+        if (strcmp(t->name, "logit_scale") == 0 && is_float(t->dtype) && t->element_count == 1 &&
+            t->ndim <= 1) {
+            m->has_logit_scale = 1;
+            continue;
+        }
+        if (strcmp(t->name, "logit_scale") == 0) {
+            ear_error_set(err, "%s: tensor logit_scale must be one F32, F16 or BF16 number", path);
+            goto fail;
+        }
+        ear_error_set(err, "%s: unexpected tensor %s (%s): the configuration has no place for it",
+                      path, t->name, ear_nn_dtype_name(t->dtype));
+        goto fail;
+    }
+    rc = 0;
+fail:
+    free(used);
+    return rc;
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000u | mantissa << 13;
+    } else if (exponent != 0) {
+        bits = sign | (exponent + 112) << 23 | mantissa << 13;
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else { /* subnormal: normalise the mantissa */
+        exponent = 113;
+        while (!(mantissa & 0x400u)) {
+            mantissa <<= 1;
+            exponent--;
+        }
+        bits = sign | exponent << 23 | (mantissa & 0x3ffu) << 13;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* A tensor's values as float32 into out (element_count floats); non-finite values are
+ * refused. The mapped pages are released afterwards. */
+static int read_floats(const ear_nn_safetensors *file, const ear_nn_tensor_info *t, float *out,
+                       const char *path, ear_error *err)
+{
+    const uint8_t *p = t->data;
+    size_t n = t->element_count;
+    if (t->dtype == EAR_NN_DTYPE_F32) {
+        memcpy(out, p, n * sizeof *out);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            if (t->dtype == EAR_NN_DTYPE_F16) {
+                out[i] = half_to_float(v);
+            } else {
+                uint32_t bits = (uint32_t)v << 16;
+                memcpy(&out[i], &bits, sizeof bits);
+            }
+        }
+    }
+    ear_nn_safetensors_release(file, t->data, t->end - t->begin);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(out[i]))
+            return ear_error_set(err, "%s: tensor %s holds a non-finite value (element %zu)", path,
+                                 t->name, i);
+    return 0;
+}
+
+/* conv weight * gamma / sqrt(var + eps) per output channel, bias beta - mean * that scale:
+ * BatchNorm with running statistics becomes part of the convolution. */
+static int fold_conv(const ear_nn_safetensors *file, const conv_source *src, float *weight,
+                     float *bias, float *norm, const char *path, ear_error *err)
+{
+    const ear_nn_conv *c = src->conv;
+    size_t out = (size_t)c->out_channels;
+    size_t fan_in = (size_t)c->in_channels * (size_t)c->kernel * (size_t)c->kernel;
+    if (read_floats(file, ear_nn_safetensors_find(file, src->weight), weight, path, err) != 0)
+        return -1;
+    char name[NAME_SIZE + 16];
+    for (int p = 0; p < 4; p++) {
+        snprintf(name, sizeof name, "%s.%s", src->norm, norm_parts[p]);
+        if (read_floats(file, ear_nn_safetensors_find(file, name), norm + (size_t)p * out, path,
+                        err) != 0)
+            return -1;
+    }
+    const float *gamma = norm, *beta = norm + out, *mean = norm + 2 * out, *var = norm + 3 * out;
+    for (size_t o = 0; o < out; o++) {
+        if (var[o] < 0)
+            return ear_error_set(err, "%s: tensor %s.running_var holds a negative variance "
+                                      "(channel %zu)", path, src->norm, o);
+        double scale = gamma[o] / sqrt((double)var[o] + EAR_NN_BATCHNORM_EPSILON);
+        float *row = weight + o * fan_in;
+        for (size_t i = 0; i < fan_in; i++)
+            row[i] = (float)(row[i] * scale);
+        bias[o] = (float)(beta[o] - mean[o] * scale);
+    }
+    return 0;
+}
+
+static size_t conv_floats(const ear_nn_conv *c)
+{
+    return (size_t)c->out_channels * (size_t)c->in_channels * (size_t)c->kernel *
+               (size_t)c->kernel + (size_t)c->out_channels;
+}
+
+/* Converts every parameter into one owned block. */
+static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const model_sources *s,
+                        const char *path, ear_error *err)
+{
+    size_t total = 0, widest = 1;
+    for (size_t i = 0; i < s->conv_count; i++) {
+        total += conv_floats(s->convs[i].conv);
+        if ((size_t)s->convs[i].conv->out_channels > widest)
+            widest = (size_t)s->convs[i].conv->out_channels;
+    }
+    for (size_t i = 0; i < s->linear_count; i++) {
+        const ear_nn_linear *l = s->linears[i].linear;
+        total += (size_t)l->out_features * (size_t)(l->in_features + 1);
+    }
+    m->weights = malloc(total * sizeof *m->weights);
+    float *norm = malloc(4 * widest * sizeof *norm);
+    int rc = -1;
+    if (!m->weights || !norm) {
+        ear_error_set(err, "%s: out of memory (%zu bytes of weights)", path, total * sizeof(float));
+        goto fail;
+    }
+    m->weight_floats = total;
+    float *next = m->weights;
+    for (size_t i = 0; i < s->conv_count; i++) {
+        ear_nn_conv *c = s->convs[i].conv;
+        float *weight = next, *bias = next + conv_floats(c) - (size_t)c->out_channels;
+        if (fold_conv(file, &s->convs[i], weight, bias, norm, path, err) != 0)
+            goto fail;
+        c->weight = weight;
+        c->bias = bias;
+        next += conv_floats(c);
+    }
+    char name[NAME_SIZE + 16];
+    for (size_t i = 0; i < s->linear_count; i++) {
+        ear_nn_linear *l = s->linears[i].linear;
+        float *weight = next, *bias = next + (size_t)l->out_features * (size_t)l->in_features;
+        snprintf(name, sizeof name, "%s.weight", s->linears[i].prefix);
+        if (read_floats(file, ear_nn_safetensors_find(file, name), weight, path, err) != 0)
+            goto fail;
+        snprintf(name, sizeof name, "%s.bias", s->linears[i].prefix);
+        if (read_floats(file, ear_nn_safetensors_find(file, name), bias, path, err) != 0)
+            goto fail;
+        l->weight = weight;
+        l->bias = bias;
+        next = bias + l->out_features;
+    }
+    if (m->has_logit_scale &&
+        read_floats(file, ear_nn_safetensors_find(file, "logit_scale"), &m->logit_scale, path,
+                    err) != 0)
+        goto fail;
+    rc = 0;
+fail:
+    free(norm);
+    return rc;
+}
+
+/* The hash of the whole file. Hashing reads every page; each chunk is released after it so
+ * that the file is never resident in full next to the converted weights. */
+static void fingerprint(const ear_nn_safetensors *file, char out[17])
+{
+    const size_t chunk = (size_t)4 << 20;
+    ear_nn_xxh64 state;
+    ear_nn_xxh64_init(&state, 0);
+    for (size_t offset = 0; offset < file->size; offset += chunk) {
+        size_t n = file->size - offset < chunk ? file->size - offset : chunk;
+        ear_nn_xxh64_update(&state, file->map + offset, n);
+        ear_nn_safetensors_release(file, file->map + offset, n);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)ear_nn_xxh64_digest(&state));
+}
+
+/* The three ear.* keys and the configuration. */
+static int read_metadata(const ear_nn_safetensors *file, ear_nn_config *config,
+                         const char *path, ear_error *err)
+{
+    static const char *const keys[3] = {"ear.format", "ear.version", "ear.config"};
+    const char *values[3];
+    for (int i = 0; i < 3; i++) {
+        values[i] = ear_nn_safetensors_metadata(file, keys[i]);
+        if (!values[i])
+            return ear_error_set(err, "%s: __metadata__ has no %s: not an Ear model file", path,
+                                 keys[i]);
+    }
+    if (strcmp(values[0], "avclip") != 0)
+        return ear_error_set(err, "%s: ear.format is \"%.40s\", not \"avclip\"", path, values[0]);
+    if (strcmp(values[1], "1") != 0)
+        return ear_error_set(err, "%s: ear.version is \"%.40s\"; this Ear reads version 1", path,
+                             values[1]);
+    ear_error inner;
+    if (ear_nn_config_parse(values[2], config, &inner) != 0)
+        return ear_error_set(err, "%s: %s", path, inner.message);
+    return 0;
+}
+
+int ear_nn_model_read_config(const char *path, ear_nn_config *config, ear_error *err)
+{
+    ear_nn_safetensors file;
+    if (ear_nn_safetensors_open(&file, path, err) != 0)
+        return -1;
+    int rc = read_metadata(&file, config, path, err);
+    ear_nn_safetensors_close(&file);
+    return rc;
+}
+
+static void count_file(ear_nn_model *m, const ear_nn_safetensors *file)
+{
+    m->file_bytes = file->size;
+    m->tensor_count = file->count;
+    for (size_t i = 0; i < file->count; i++) {
+        const ear_nn_tensor_info *t = &file->tensors[i];
+        m->dtype_counts[t->dtype]++;
+        size_t length = strlen(t->name);
+        /* torch's parameters: BatchNorm's running statistics are buffers, not parameters. */
+        int buffer = is_integer(t->dtype) ||
+                     (length > 13 && strcmp(t->name + length - 13, ".running_mean") == 0) ||
+                     (length > 12 && strcmp(t->name + length - 12, ".running_var") == 0);
+        if (!buffer)
+            m->parameter_count += t->element_count;
+    }
+}
+
+ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
+{
+    ear_nn_blas_prepare();
+    ear_nn_safetensors file = {0};
+    model_sources sources = {0};
+    ear_nn_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        ear_error_set(err, "%s: out of memory", path);
+        return NULL;
+    }
+    if (ear_nn_safetensors_open(&file, path, err) != 0 ||
+        read_metadata(&file, &m->config, path, err) != 0)
+        goto fail;
+    const ear_nn_config *c = &m->config;
+    size_t blocks = (c->has_audio ? encoder_block_count(&c->audio_encoder) : 0) +
+                    (c->has_image ? encoder_block_count(&c->image_encoder) : 0);
+    sources.conv_capacity = 2 + 4 * blocks; /* a stem per tower; at most 4 convs per block */
+    sources.convs = calloc(sources.conv_capacity, sizeof *sources.convs);
+    if (!sources.convs) {
+        ear_error_set(err, "%s: out of memory", path);
+        goto fail;
+    }
+    ear_error inner;
+    if (c->has_audio) {
+        m->segment_samples = (size_t)nearbyint(c->segment_seconds * c->mel.sample_rate);
+        m->audio.height = c->mel.n_mels;
+        m->audio.width = (int)(1 + m->segment_samples / (size_t)c->mel.hop_length);
+        if (build_tower(&m->audio, "audio", &c->audio_encoder, &c->audio_head, c->embed_dim,
+                        &sources, &inner) != 0) {
+            ear_error_set(err, "%s: %s", path, inner.message);
+            goto fail;
+        }
+    }
+    if (c->has_image) {
+        m->image.height = m->image.width = c->image_size;
+        if (build_tower(&m->image, "image", &c->image_encoder, &c->image_head, c->embed_dim,
+                        &sources, &inner) != 0) {
+            ear_error_set(err, "%s: %s", path, inner.message);
+            goto fail;
+        }
+    }
+    if (check_tensors(&file, &sources, m, path, err) != 0)
+        goto fail;
+    fingerprint(&file, m->fingerprint);
+    if (load_weights(m, &file, &sources, path, err) != 0)
+        goto fail;
+    count_file(m, &file);
+    free(sources.convs);
+    ear_nn_safetensors_close(&file);
+    return m;
+fail:
+    free(sources.convs);
+    ear_nn_safetensors_close(&file);
+    ear_nn_model_free(m);
+    return NULL;
+}
+
+void ear_nn_model_free(ear_nn_model *m)
+{
+    if (!m)
+        return;
+    free(m->audio.encoder.blocks);
+    free(m->image.encoder.blocks);
+    free(m->weights);
+    free(m);
+}
+
+const ear_nn_config *ear_nn_model_config(const ear_nn_model *m)
+{
+    return &m->config;
+}
+
+const char *ear_nn_model_fingerprint(const ear_nn_model *m)
+{
+    return m->fingerprint;
+}
+
+size_t ear_nn_model_segment_samples(const ear_nn_model *m)
+{
+    return m->config.has_audio ? m->segment_samples : 0;
+}
+
+size_t ear_nn_model_min_samples(const ear_nn_model *m)
+{
+    return m->config.has_audio ? (size_t)m->config.mel.n_fft / 2 + 1 : 0;
+}
+
+static void describe_encoder(FILE *out, const ear_nn_encoder_config *e, int features)
+{
+    fprintf(out, "    encoder      resnet, %s blocks, layers [",
+            e->block == EAR_NN_BLOCK_BASIC ? "basic" : "bottleneck");
+    for (int i = 0; i < e->stage_count; i++)
+        fprintf(out, "%s%d", i ? ", " : "", e->layers[i]);
+    fprintf(out, "], widths [");
+    for (int i = 0; i < e->stage_count; i++)
+        fprintf(out, "%s%d", i ? ", " : "", e->widths[i]);
+    fprintf(out, "], %d input channel%s -> %d features\n", e->in_channels,
+            e->in_channels == 1 ? "" : "s", features);
+}
+
+static void describe_head(FILE *out, const ear_nn_head_config *h, int features, int embed_dim)
+{
+    if (h->type == EAR_NN_HEAD_LINEAR)
+        fprintf(out, "    head         linear %d -> %d\n", features, embed_dim);
+    else
+        fprintf(out, "    head         mlp %d -> %d -> ReLU -> %d\n", features, h->hidden,
+                embed_dim);
+}
+
+void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
+{
+    const ear_nn_config *c = &m->config;
+    fprintf(out, "Ear model (format avclip, version 1)\n");
+    fprintf(out, "  fingerprint    %s\n", m->fingerprint);
+    fprintf(out, "  file           %zu bytes, %zu tensors (", m->file_bytes, m->tensor_count);
+    int first = 1;
+    for (int d = 0; d < EAR_NN_DTYPE_COUNT; d++)
+        if (m->dtype_counts[d]) {
+            fprintf(out, "%s%zu %s", first ? "" : ", ", m->dtype_counts[d],
+                    ear_nn_dtype_name((ear_nn_dtype)d));
+            first = 0;
+        }
+    fprintf(out, ")\n");
+    fprintf(out, "  parameters     %zu\n", m->parameter_count);
+    fprintf(out, "  embed_dim      %d\n", c->embed_dim);
+    if (m->has_logit_scale)
+        fprintf(out, "  logit_scale    %.6g (temperature 1/%.4g)\n", m->logit_scale,
+                exp(m->logit_scale));
+    if (c->has_audio) {
+        const ear_audio_mel_config *a = &c->mel;
+        fprintf(out, "  audio tower\n");
+        fprintf(out, "    log-mel      %d Hz, n_fft %d, win_length %d, hop_length %d, %d mels "
+                     "from %g to %g Hz\n",
+                a->sample_rate, a->n_fft, a->win_length, a->hop_length, a->n_mels, a->f_min,
+                a->f_max);
+        fprintf(out, "    normalise    log(mel + %g), mean %g, std %g\n", a->log_offset, a->mean,
+                a->std);
+        fprintf(out, "    segments     %g s = %zu samples = %d frames; clips from %zu samples\n",
+                c->segment_seconds, m->segment_samples, m->audio.width,
+                ear_nn_model_min_samples(m));
+        describe_encoder(out, &c->audio_encoder, m->audio.encoder.features);
+        describe_head(out, &c->audio_head, m->audio.encoder.features, c->embed_dim);
+    }
+    if (c->has_image) {
+        fprintf(out, "  image tower\n");
+        fprintf(out, "    input        %dx%d RGB, mean [%g, %g, %g], std [%g, %g, %g]\n",
+                c->image_size, c->image_size, c->image_mean[0], c->image_mean[1],
+                c->image_mean[2], c->image_std[0], c->image_std[1], c->image_std[2]);
+        describe_encoder(out, &c->image_encoder, m->image.encoder.features);
+        describe_head(out, &c->image_head, m->image.encoder.features, c->embed_dim);
+    }
+    fprintf(out, "  memory         %zu bytes of weights (float32, BatchNorm folded), %zu bytes "
+                 "per session\n",
+            m->weight_floats * sizeof(float), ear_nn_model_session_bytes(m));
+}

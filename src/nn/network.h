@@ -1,0 +1,64 @@
+/* A loaded model's networks: what model.c builds and session.c runs. Private to src/nn. */
+#ifndef EAR_NN_NETWORK_H
+#define EAR_NN_NETWORK_H
+
+#include <stddef.h>
+
+#include "nn/nn.h"
+#include "nn/ops.h"
+#include "nn/safetensors.h"
+
+/* BatchNorm's epsilon (torch's default; the spec fixes it). */
+#define EAR_NN_BATCHNORM_EPSILON 1e-5
+
+/* One residual block: conv1, conv2 (and conv3 for bottleneck), each followed by ReLU except
+ * the last, whose output is added to the shortcut before the ReLU. */
+typedef struct ear_nn_block {
+    ear_nn_conv convs[3];
+    int conv_count;
+    int has_downsample;
+    ear_nn_conv downsample; /* the shortcut when it is not the identity */
+} ear_nn_block;
+
+typedef struct ear_nn_encoder {
+    ear_nn_conv stem; /* 7x7 stride 2, then ReLU and 3x3/2 max pooling */
+    ear_nn_block *blocks;
+    int block_count;
+    int features; /* channels after the last block */
+} ear_nn_encoder;
+
+typedef struct ear_nn_head {
+    ear_nn_linear first;  /* linear: the projection; mlp: proj.0 */
+    ear_nn_linear second; /* mlp only: proj.2, after a ReLU */
+    int has_second;
+} ear_nn_head;
+
+typedef struct ear_nn_tower {
+    int present;
+    int in_channels, height, width; /* largest input: [in_channels][height][width] */
+    ear_nn_encoder encoder;
+    ear_nn_head head;
+} ear_nn_tower;
+
+struct ear_nn_model {
+    ear_nn_config config;
+    ear_nn_tower audio, image;
+    size_t segment_samples; /* round(segment_seconds * sample_rate) */
+    float *weights;         /* every conv and linear parameter, BatchNorm folded: one block */
+    size_t weight_floats;
+
+    /* For the description. */
+    char fingerprint[17];
+    size_t file_bytes, tensor_count, parameter_count;
+    size_t dtype_counts[EAR_NN_DTYPE_COUNT];
+    int has_logit_scale;
+    float logit_scale;
+};
+
+/* Sets the process default of one BLAS thread, once (blas.c; ear_nn_set_threads overrides). */
+void ear_nn_blas_prepare(void);
+
+/* Largest activation (floats) and im2col scratch (floats) the tower needs. */
+void ear_nn_tower_sizes(const ear_nn_tower *tower, size_t *activation, size_t *scratch);
+
+#endif

@@ -1,0 +1,9 @@
+# The model engine (src/nn): operators, the model file's checks, embeddings against PyTorch
+# (fixtures from tools/make_nn_fixtures.py).
+ear_test(nn_ops SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_ops.c LIBS ear_nn)
+ear_test(nn_model SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_model.c LIBS ear_nn PkgConfig::CJSON)
+ear_test(nn_golden SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_golden.c LIBS ear_nn)
+ear_test(nn_image_golden SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_image.c LIBS ear_nn ear_image)
+ear_test(nn_alloc SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_alloc.c LIBS ear_nn)
+target_link_options(test_nn_alloc PRIVATE
+  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
