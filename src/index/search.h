@@ -15,6 +15,9 @@ typedef enum {
 } ear_search_status;
 
 typedef struct ear_search_request {
+    /* The model the session was made from (its sample rate and dimension);
+     * required while nn.h cannot give a session's model. */
+    const ear_nn_model *model;
     const uint8_t *audio;     /* the uploaded file's bytes */
     size_t audio_size;
     ear_index_against against;
@@ -31,10 +34,16 @@ typedef struct ear_search_result {
     double decode_ms, embed_ms, search_ms, total_ms;
 } ear_search_result;
 
-/* Runs one search with the session's arena; err says why when not OK. */
+/* Runs one search with the session's arena (the session made from req->model);
+ * err says why when not OK. Reentrant: one session per concurrent call. */
 ear_search_status ear_search_run(ear_nn_session *session, const ear_index *idx,
                                  const ear_search_request *req, ear_search_result *res,
                                  ear_error *err);
+
+/* Writes a dataset file name as a relative URL, "data/frames/<name>" or
+ * "data/audio/<name>", the name percent-encoded (RFC 3986 unreserved bytes kept);
+ * malloc'd, NULL when out of memory. */
+char *ear_search_file_url(const char *folder, const char *name);
 
 /* The 200 answer as JSON text (malloc'd, NUL-terminated); NULL when out of memory. */
 char *ear_search_result_json(const ear_index *idx, const ear_search_result *res);
