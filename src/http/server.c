@@ -1,0 +1,914 @@
+/* The service: libmicrohttpd's event loop (one thread, epoll) routes every
+ * request, answers the cheap ones at once, gathers search bodies in memory up
+ * to --max-upload and hands them to the workers with the connection suspended. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http/internal.h"
+
+#define EAR_HTTP_CSP                                                                        \
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "              \
+    "script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'none'; "     \
+    "base-uri 'none'; form-action 'self'"
+
+/* Headers every answer carries, the request id aside. */
+static const char *const common_headers[][2] = {
+    {"Content-Security-Policy", EAR_HTTP_CSP},
+    {"X-Content-Type-Options", "nosniff"},
+    {"Referrer-Policy", "no-referrer"},
+};
+
+/* One request, from its headers to the end of its answer (MHD's *con_cls). */
+typedef struct ear_http_request {
+    ear_http_server *server;
+    ear_http_route route;
+    double start_ms;
+    char id[65];
+    char method[16];
+    char path[256];      /* for the access log, control bytes replaced */
+    unsigned status;     /* 0 until an answer is queued */
+    uint64_t bytes;      /* of the answer's body */
+
+    /* POST /api/search */
+    int k;
+    ear_index_against against;
+    size_t received;     /* body bytes so far, whatever their encoding */
+    uint8_t *body;       /* the audio: the raw body or the multipart field */
+    size_t body_size, body_capacity;
+    struct MHD_PostProcessor *form;
+    int multipart, form_failed, audio_field_seen, audio_field_done, out_of_memory;
+    char part_type[96];  /* the audio field's Content-Type and file name */
+    char part_name[96];
+    char received_text[256];
+    int submitted;
+    ear_http_job job;
+} ear_http_request;
+
+static int server_shutting_down(ear_http_server *server)
+{
+    pthread_mutex_lock(&server->lock);
+    int stopping = server->shutting_down;
+    pthread_mutex_unlock(&server->lock);
+    return stopping;
+}
+
+/* Queues the answer with the common headers; takes the response. A NULL
+ * response (out of memory) becomes an empty 500. */
+static enum MHD_Result respond(struct MHD_Connection *connection, ear_http_request *req,
+                               unsigned status, struct MHD_Response *response, uint64_t bytes)
+{
+    if (!response) {
+        response = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        bytes = 0;
+        if (!response)
+            return MHD_NO;
+    }
+    for (size_t i = 0; i < sizeof common_headers / sizeof common_headers[0]; i++)
+        MHD_add_response_header(response, common_headers[i][0], common_headers[i][1]);
+    MHD_add_response_header(response, "X-Request-Id", req->id);
+    if (server_shutting_down(req->server))
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+    req->status = status;
+    req->bytes = bytes;
+    enum MHD_Result queued = MHD_queue_response(connection, status, response);
+    MHD_destroy_response(response);
+    return queued;
+}
+
+__attribute__((format(printf, 5, 6))) static enum MHD_Result
+respond_error(struct MHD_Connection *connection, ear_http_request *req, unsigned status,
+              const char *code, const char *format, ...)
+{
+    char message[EAR_ERROR_SIZE];
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(message, sizeof message, format, ap);
+    va_end(ap);
+    uint64_t bytes = 0;
+    struct MHD_Response *response = ear_http_error_response(code, message, &bytes);
+    if (response && status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    return respond(connection, req, status, response, bytes);
+}
+
+static enum MHD_Result respond_method_not_allowed(struct MHD_Connection *connection,
+                                                  ear_http_request *req, const char *allow)
+{
+    uint64_t bytes = 0;
+    char message[160];
+    snprintf(message, sizeof message, "%s is not allowed here; use %s", req->method, allow);
+    struct MHD_Response *response =
+        ear_http_error_response("method_not_allowed", message, &bytes);
+    if (response)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);
+    return respond(connection, req, MHD_HTTP_METHOD_NOT_ALLOWED, response, bytes);
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *connection, ear_http_request *req,
+                                    const char *body, size_t length, const char *content_type)
+{
+    struct MHD_Response *response = ear_http_text_response(body, length, content_type);
+    if (response)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return respond(connection, req, MHD_HTTP_OK, response, length);
+}
+
+/* ---- the index ---- */
+
+ear_http_index_ref *ear_http_index_acquire(ear_http_server *server)
+{
+    pthread_mutex_lock(&server->index_lock);
+    ear_http_index_ref *ref = server->index;
+    ref->references++;
+    pthread_mutex_unlock(&server->index_lock);
+    return ref;
+}
+
+void ear_http_index_release(ear_http_server *server, ear_http_index_ref *ref)
+{
+    if (!ref)
+        return;
+    pthread_mutex_lock(&server->index_lock);
+    int last = --ref->references == 0;
+    pthread_mutex_unlock(&server->index_lock);
+    if (last) {
+        ear_index_close(ref->index);
+        free(ref);
+    }
+}
+
+/* Opens, verifies and wraps the index file, holding one reference. */
+static ear_http_index_ref *open_index(ear_http_server *server, ear_error *err)
+{
+    ear_http_index_ref *ref = NULL;
+    ear_index *index = ear_index_open(server->index_path,
+                                      ear_nn_model_fingerprint(server->model), err);
+    if (!index)
+        goto fail;
+    if (ear_index_verify(index, err) != 0)
+        goto fail;
+    if (ear_index_rows(index, EAR_INDEX_FRAMES) == 0 && ear_index_rows(index, EAR_INDEX_SOUNDS) == 0) {
+        ear_error_set(err, "%s: the index holds no embeddings", server->index_path);
+        goto fail;
+    }
+    ref = malloc(sizeof *ref);
+    if (!ref) {
+        ear_error_set(err, "out of memory");
+        goto fail;
+    }
+    ref->index = index;
+    ref->references = 1;
+    return ref;
+fail:
+    ear_index_close(index);
+    return NULL;
+}
+
+int ear_http_server_reload_index(ear_http_server *server, ear_error *err)
+{
+    ear_http_index_ref *fresh = open_index(server, err);
+    if (!fresh)
+        return -1;
+    pthread_mutex_lock(&server->index_lock);
+    ear_http_index_ref *old = server->index;
+    server->index = fresh;
+    pthread_mutex_unlock(&server->index_lock);
+    ear_http_index_release(server, old);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+static void copy_for_log(char *out, size_t size, const char *text)
+{
+    size_t i = 0;
+    for (; text[i] && i + 1 < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[i] = c <= 0x20 || c == 0x7f || c == '"' ? '?' : (char)c;
+    }
+    out[i] = 0;
+}
+
+static ear_http_request *request_begin(ear_http_server *server, struct MHD_Connection *connection,
+                                       const char *url, const char *method)
+{
+    ear_http_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->server = server;
+    req->start_ms = ear_now_ms();
+    req->route = EAR_HTTP_ROUTE_UNKNOWN;
+    const char *incoming = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Request-Id");
+    if (ear_http_request_id_is_sane(incoming))
+        snprintf(req->id, sizeof req->id, "%s", incoming);
+    else
+        ear_http_request_id_generate(req->id);
+    copy_for_log(req->method, sizeof req->method, method);
+    copy_for_log(req->path, sizeof req->path, url);
+    pthread_mutex_lock(&server->lock);
+    server->active_requests++;
+    pthread_mutex_unlock(&server->lock);
+    return req;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **state,
+                         enum MHD_RequestTerminationCode how)
+{
+    ear_http_server *server = cls;
+    ear_http_request *req = *state;
+    if (!req)
+        return;
+    *state = NULL;
+    if (req->form)
+        MHD_destroy_post_processor(req->form);
+    double elapsed_ms = ear_now_ms() - req->start_ms;
+    /* A connection closed by the client before the answer was complete. */
+    unsigned status = req->status;
+    if (how != MHD_REQUEST_TERMINATED_COMPLETED_OK && status != MHD_HTTP_CONTENT_TOO_LARGE)
+        status = 0;
+    char client[64] = "-";
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info && info->client_addr)
+        getnameinfo(info->client_addr,
+                    info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                             : sizeof(struct sockaddr_in),
+                    client, sizeof client, NULL, 0, NI_NUMERICHOST);
+    char line[512];
+    char status_text[16];
+    if (status)
+        snprintf(status_text, sizeof status_text, "%u", status);
+    else
+        snprintf(status_text, sizeof status_text, "-");
+    snprintf(line, sizeof line, "ear serve: %s %s %s %s %llu B %.1f ms id=%s%s\n", client,
+             req->method, req->path, status_text, (unsigned long long)req->bytes, elapsed_ms,
+             req->id, status ? "" : " (closed before the answer was sent)");
+    fputs(line, stderr);
+    ear_http_metrics_record(&server->metrics, req->route, status, elapsed_ms / 1000.0);
+    free(req->body);
+    free(req);
+    pthread_mutex_lock(&server->lock);
+    server->active_requests--;
+    pthread_cond_broadcast(&server->idle);
+    pthread_mutex_unlock(&server->lock);
+}
+
+/* ---- routes answered at once ---- */
+
+static enum MHD_Result answer_asset(struct MHD_Connection *connection, ear_http_request *req,
+                                    const ear_http_asset *asset)
+{
+    const char *if_none_match =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int not_modified = ear_http_etag_matches(if_none_match, asset->etag);
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        not_modified ? 0 : asset->size, (void *)asset->data, MHD_RESPMEM_PERSISTENT);
+    if (response) {
+        if (!not_modified)
+            MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    ear_http_content_type(asset->path));
+        MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, asset->etag);
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    }
+    return respond(connection, req, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, response,
+                   not_modified ? 0 : asset->size);
+}
+
+static enum MHD_Result answer_metrics(struct MHD_Connection *connection, ear_http_request *req)
+{
+    ear_http_server *server = req->server;
+    ear_http_gauges gauges = {0};
+    ear_http_pool_load(server->pool, &gauges.queue_depth, &gauges.running);
+    gauges.workers = server->options.workers;
+    gauges.queue_capacity = (size_t)server->options.queue;
+    ear_http_index_ref *ref = ear_http_index_acquire(server);
+    gauges.index_items = ear_index_count(ref->index);
+    ear_http_index_release(server, ref);
+    gauges.resident_bytes = ear_http_resident_bytes();
+    size_t length = 0;
+    char *text = ear_http_metrics_text(&server->metrics, &gauges, &length);
+    if (!text)
+        return respond(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, 0);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(length, text, MHD_RESPMEM_MUST_FREE);
+    if (!response)
+        free(text);
+    else {
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8");
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    return respond(connection, req, MHD_HTTP_OK, response, length);
+}
+
+static enum MHD_Result answer_file(struct MHD_Connection *connection, ear_http_request *req,
+                                   int dir_fd, const char *name)
+{
+    unsigned status = 0;
+    uint64_t bytes = 0;
+    struct MHD_Response *response =
+        ear_http_file_response(connection, dir_fd, name, &status, &bytes);
+    if (!response)
+        return respond_error(connection, req, MHD_HTTP_NOT_FOUND, "not_found",
+                             "no such file in the dataset");
+    return respond(connection, req, status, response, bytes);
+}
+
+/* ---- POST /api/search ---- */
+
+/* Appends to the gathered audio; the buffer grows by doubling up to --max-upload. */
+static int body_append(ear_http_request *req, const char *data, size_t size)
+{
+    if (size > req->body_capacity - req->body_size) {
+        size_t limit = req->server->options.max_upload;
+        size_t capacity = req->body_capacity ? req->body_capacity * 2 : 64 * 1024;
+        if (capacity < req->body_size + size)
+            capacity = req->body_size + size;
+        if (capacity > limit)
+            capacity = limit < req->body_size + size ? req->body_size + size : limit;
+        uint8_t *grown = realloc(req->body, capacity);
+        if (!grown)
+            return -1;
+        req->body = grown;
+        req->body_capacity = capacity;
+    }
+    memcpy(req->body + req->body_size, data, size);
+    req->body_size += size;
+    return 0;
+}
+
+static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *filename, const char *content_type,
+                                    const char *transfer_encoding, const char *data,
+                                    uint64_t offset, size_t size)
+{
+    ear_http_request *req = cls;
+    if (!key || strcmp(key, "audio") != 0 || req->audio_field_done)
+        return MHD_YES;
+    /* A second field named audio starts again at offset 0: only the first counts. */
+    if (req->audio_field_seen && offset == 0 && req->body_size > 0) {
+        req->audio_field_done = 1;
+        return MHD_YES;
+    }
+    if (!req->audio_field_seen) {
+        req->audio_field_seen = 1;
+        copy_for_log(req->part_type, sizeof req->part_type, content_type ? content_type : "");
+        copy_for_log(req->part_name, sizeof req->part_name, filename ? filename : "");
+    }
+    if (size && body_append(req, data, size) != 0) {
+        req->out_of_memory = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_request *req)
+{
+    ear_http_server *server = req->server;
+    const char *k_text = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "k");
+    if (ear_http_parse_k(k_text, &req->k) != 0)
+        return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
+                             "k must be a whole number from 1 to 50 (got \"%.40s\")", k_text);
+    const char *against =
+        MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "against");
+    if (!against || strcmp(against, "frames") == 0)
+        req->against = EAR_INDEX_FRAMES;
+    else if (strcmp(against, "sounds") == 0)
+        req->against = EAR_INDEX_SOUNDS;
+    else
+        return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
+                             "against must be frames or sounds (got \"%.40s\")", against);
+
+    const char *length_text = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length_text) {
+        /* Refused from the headers, before a byte of the body is read. */
+        char *end;
+        errno = 0;
+        unsigned long long declared = strtoull(length_text, &end, 10);
+        if (errno == 0 && end != length_text && declared > server->options.max_upload)
+            return respond_error(connection, req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                                 "the body is %llu bytes; at most %zu are accepted", declared,
+                                 server->options.max_upload);
+        if (errno == 0 && end != length_text && declared > 0) {
+            req->body = malloc(declared);
+            if (!req->body)
+                return respond_error(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                                     "out of memory for a body of %llu bytes", declared);
+            req->body_capacity = declared;
+        }
+    }
+    const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (type && strncasecmp(type, "multipart/form-data", 19) == 0) {
+        req->multipart = 1;
+        req->form = MHD_create_post_processor(connection, 16 * 1024, on_form_part, req);
+        if (!req->form)
+            return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                 "a multipart/form-data body needs a boundary");
+    }
+    char type_text[96];
+    copy_for_log(type_text, sizeof type_text, type ? type : "no Content-Type");
+    snprintf(req->received_text, sizeof req->received_text, "%s", type_text);
+    return MHD_YES;
+}
+
+/* The body outgrew --max-upload while streaming (chunked). This libmicrohttpd
+ * (0.9.75) cannot queue an answer while the body is being read, and would
+ * otherwise read it to its end; so the 413 is written to the socket here and
+ * the connection closed by returning MHD_NO. */
+static enum MHD_Result refuse_growing_body(struct MHD_Connection *connection, ear_http_request *req)
+{
+    char message[160];
+    snprintf(message, sizeof message, "the body grew past the %zu bytes accepted",
+             req->server->options.max_upload);
+    char *body = ear_http_error_body("payload_too_large", message);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (body && info) {
+        char answer[2048];
+        int n = snprintf(answer, sizeof answer,
+                         "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+                         "Content-Type: application/json\r\nCache-Control: no-store\r\n"
+                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n",
+                         strlen(body), req->id);
+        for (size_t i = 0; i < sizeof common_headers / sizeof common_headers[0]; i++)
+            n += snprintf(answer + n, sizeof answer - (size_t)n, "%s: %s\r\n",
+                          common_headers[i][0], common_headers[i][1]);
+        n += snprintf(answer + n, sizeof answer - (size_t)n, "\r\n%s", body);
+        if (n > 0 && (size_t)n < sizeof answer) {
+            ssize_t sent = send(info->connect_fd, answer, (size_t)n, MSG_NOSIGNAL);
+            (void)sent; /* a client that is gone gets nothing; either way we close */
+            shutdown(info->connect_fd, SHUT_WR);
+        }
+        req->bytes = strlen(body);
+    }
+    req->status = MHD_HTTP_CONTENT_TOO_LARGE;
+    free(body);
+    return MHD_NO;
+}
+
+static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_http_request *req,
+                                       const char *upload_data, size_t *upload_data_size)
+{
+    ear_http_server *server = req->server;
+    if (req->submitted)
+        return respond(connection, req, req->job.status, req->job.response,
+                       req->job.response_bytes);
+    if (*upload_data_size > 0) {
+        size_t size = *upload_data_size;
+        *upload_data_size = 0;
+        if (size > server->options.max_upload - req->received)
+            return refuse_growing_body(connection, req);
+        req->received += size;
+        if (req->form) {
+            if (!req->form_failed && MHD_post_process(req->form, upload_data, size) != MHD_YES)
+                req->form_failed = 1;
+        } else if (!req->out_of_memory && body_append(req, upload_data, size) != 0) {
+            req->out_of_memory = 1;
+        }
+        return MHD_YES;
+    }
+
+    /* The whole body is in. */
+    if (req->form) {
+        if (MHD_destroy_post_processor(req->form) != MHD_YES)
+            req->form_failed = 1;
+        req->form = NULL;
+    }
+    if (req->out_of_memory)
+        return respond_error(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                             "out of memory while receiving the body");
+    if (req->multipart && (req->form_failed || !req->audio_field_seen))
+        return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
+                             req->form_failed
+                                 ? "the multipart/form-data body could not be read"
+                                 : "the multipart/form-data body has no \"audio\" field");
+    char what[256];
+    if (req->multipart)
+        snprintf(what, sizeof what, "%zu bytes in the audio field (%s%s%s)", req->body_size,
+                 req->part_type[0] ? req->part_type : "no Content-Type",
+                 req->part_name[0] ? ", file " : "", req->part_name);
+    else
+        snprintf(what, sizeof what, "%zu bytes (%.96s)", req->body_size, req->received_text);
+    snprintf(req->received_text, sizeof req->received_text, "%s", what);
+
+    req->job.connection = connection;
+    req->job.audio = req->body;
+    req->job.audio_size = req->body_size;
+    req->job.received = req->received_text;
+    req->job.k = req->k;
+    req->job.against = req->against;
+    req->submitted = 1;
+    if (ear_http_pool_submit(server->pool, &req->job) != 0) {
+        req->submitted = 0;
+        return respond_error(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+                             "every worker is busy and %d searches are already waiting",
+                             server->options.queue);
+    }
+    return MHD_YES;
+}
+
+/* ---- routing ---- */
+
+static int is_read_method(const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* The path without the /ear prefix that a proxy may leave in front of it. */
+static const char *route_path(const char *url)
+{
+    return strncmp(url, "/ear/", 5) == 0 ? url + 4 : url;
+}
+
+/* Whether a body follows the headers (RFC 9112: Content-Length or Transfer-Encoding). */
+static int request_has_body(struct MHD_Connection *connection)
+{
+    const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (length && strcmp(length, "0") != 0) ||
+           MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
+/* Every route but the search, answered in one go. */
+static enum MHD_Result answer_route(struct MHD_Connection *connection, ear_http_request *req,
+                                    const char *url, const char *method)
+{
+    ear_http_server *server = req->server;
+    if (strcmp(url, "/ear") == 0) {
+        /* Relative URLs in the page only resolve under /ear/ with the slash. */
+        req->route = EAR_HTTP_ROUTE_REDIRECT;
+        struct MHD_Response *response =
+            MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (response)
+            MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, "ear/");
+        return respond(connection, req, MHD_HTTP_MOVED_PERMANENTLY, response, 0);
+    }
+    const char *path = route_path(url);
+    int read = is_read_method(method);
+    if (strcmp(path, "/healthz") == 0) {
+        req->route = EAR_HTTP_ROUTE_HEALTHZ;
+        if (!read)
+            return respond_method_not_allowed(connection, req, "GET, HEAD");
+        static const char ok[] = "{\"status\":\"ok\"}";
+        return respond_text(connection, req, ok, sizeof ok - 1, "application/json");
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        req->route = EAR_HTTP_ROUTE_METRICS;
+        if (!read)
+            return respond_method_not_allowed(connection, req, "GET, HEAD");
+        return answer_metrics(connection, req);
+    }
+    if (strncmp(path, "/data/frames/", 13) == 0 || strncmp(path, "/data/audio/", 12) == 0) {
+        int frames = path[6] == 'f';
+        req->route = frames ? EAR_HTTP_ROUTE_FRAMES : EAR_HTTP_ROUTE_AUDIO;
+        if (!read)
+            return respond_method_not_allowed(connection, req, "GET, HEAD");
+        return answer_file(connection, req, frames ? server->frames_dir : server->audio_dir,
+                           path + (frames ? 13 : 12));
+    }
+    const ear_http_asset *asset = NULL;
+    if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
+        req->route = EAR_HTTP_ROUTE_PAGE;
+        asset = ear_http_asset_find("index.html");
+    } else if (path[0] == '/' && (asset = ear_http_asset_find(path + 1)) != NULL) {
+        req->route = EAR_HTTP_ROUTE_WEB;
+    }
+    if (asset) {
+        if (!read)
+            return respond_method_not_allowed(connection, req, "GET, HEAD");
+        return answer_asset(connection, req, asset);
+    }
+    return respond_error(connection, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **state)
+{
+    ear_http_server *server = cls;
+    ear_http_request *req = *state;
+    if (!req) {
+        req = request_begin(server, connection, url, method);
+        if (!req)
+            return MHD_NO;
+        *state = req;
+        if (strcmp(route_path(url), "/api/search") == 0) {
+            req->route = EAR_HTTP_ROUTE_SEARCH;
+            if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+                return respond_method_not_allowed(connection, req, "POST");
+            return begin_search(connection, req);
+        }
+        /* libmicrohttpd 0.9.75 closes the connection after an answer queued
+         * on this first call (it may leave a body unread): that is right when
+         * a body follows, and otherwise the answer waits for the next call so
+         * that the connection can be kept alive. */
+        if (request_has_body(connection))
+            return answer_route(connection, req, url, method);
+        return MHD_YES;
+    }
+    if (req->route == EAR_HTTP_ROUTE_SEARCH)
+        return continue_search(connection, req, upload_data, upload_data_size);
+    if (*upload_data_size > 0)
+        return MHD_NO; /* a body that its headers did not announce */
+    return answer_route(connection, req, url, method);
+}
+
+static size_t on_unescape(void *cls, struct MHD_Connection *connection, char *uri)
+{
+    return ear_http_unescape(uri);
+}
+
+static void on_library_log(void *cls, const char *format, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, format, ap);
+    size_t length = strlen(line);
+    while (length && (line[length - 1] == '\n' || line[length - 1] == '\r'))
+        line[--length] = 0;
+    /* Said after each body that outgrew --max-upload: refuse_growing_body's MHD_NO. */
+    if (strstr(line, "Application reported internal error"))
+        return;
+    fprintf(stderr, "ear serve: libmicrohttpd: %s\n", line);
+}
+
+/* ---- starting and stopping ---- */
+
+void ear_http_options_default(ear_http_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 5001;
+    o->workers = 1;
+    o->queue = 16;
+    o->max_upload = (size_t)50 << 20;
+    o->max_seconds = 60;
+    o->idle_timeout_s = 30;
+    o->max_connections = 1000;
+}
+
+/* Binds and listens on host:port; fills the bound port and the URL. */
+static int listen_on(ear_http_server *server, const char *host_name, ear_error *err)
+{
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", server->options.port);
+    struct addrinfo hints = {0}, *found = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int fd = -1;
+    int e = getaddrinfo(host_name, port_text, &hints, &found);
+    if (e != 0) {
+        ear_error_set(err, "cannot resolve host %s: %s", host_name, gai_strerror(e));
+        goto fail;
+    }
+    int bind_errno = 0;
+    for (struct addrinfo *a = found; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0) {
+            bind_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 511) == 0)
+            break;
+        bind_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        ear_error_set(err, "cannot listen on %s port %d: %s", host_name,
+                      server->options.port, strerror(bind_errno));
+        goto fail;
+    }
+    struct sockaddr_storage bound;
+    socklen_t bound_length = sizeof bound;
+    char host[INET6_ADDRSTRLEN + 1], port[16];
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_length) != 0 ||
+        getnameinfo((struct sockaddr *)&bound, bound_length, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        ear_error_set(err, "cannot read the address listened on: %s", strerror(errno));
+        goto fail;
+    }
+    server->port = atoi(port);
+    snprintf(server->url, sizeof server->url,
+             bound.ss_family == AF_INET6 ? "http://[%s]:%s" : "http://%s:%s", host, port);
+    server->listen_fd = fd;
+    freeaddrinfo(found);
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (found)
+        freeaddrinfo(found);
+    return -1;
+}
+
+/* Opens DIR/name as a directory; -1 (and a note) when the dataset has none. */
+static int open_data_folder(int data_fd, const char *data_dir, const char *name)
+{
+    int fd = openat(data_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        fprintf(stderr, "ear serve: %s/%s: %s; /data/%s/ will answer 404\n", data_dir, name,
+                strerror(errno), name);
+    return fd;
+}
+
+static int check_options(const ear_http_options *o, ear_error *err)
+{
+    if (!o->index_path || !o->data_dir)
+        return ear_error_set(err, "an index file and a data folder are required");
+    if (!o->host || !*o->host)
+        return ear_error_set(err, "no host to listen on");
+    if (o->port < 0 || o->port > 65535)
+        return ear_error_set(err, "port %d is not from 0 to 65535", o->port);
+    if (o->workers < 1 || o->workers > 256)
+        return ear_error_set(err, "workers must be from 1 to 256 (got %d)", o->workers);
+    if (o->queue < 1 || o->queue > 1000000)
+        return ear_error_set(err, "queue must be from 1 to 1000000 (got %d)", o->queue);
+    if (o->max_upload < 1)
+        return ear_error_set(err, "max-upload must be at least 1 byte");
+    if (!(o->max_seconds >= 0))
+        return ear_error_set(err, "max-seconds must not be negative");
+    if (o->idle_timeout_s < 1)
+        return ear_error_set(err, "idle-timeout must be at least 1 s (got %d)", o->idle_timeout_s);
+    if (o->max_connections < 1)
+        return ear_error_set(err, "max-connections must be at least 1 (got %d)",
+                             o->max_connections);
+    return 0;
+}
+
+ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http_options *o,
+                                       ear_error *err)
+{
+    if (check_options(o, err) != 0)
+        return NULL;
+    if (!ear_nn_model_config(model)->has_audio) {
+        ear_error_set(err, "the model has no audio tower: it cannot answer searches");
+        return NULL;
+    }
+    ear_http_server *server = calloc(1, sizeof *server);
+    if (!server) {
+        ear_error_set(err, "out of memory");
+        return NULL;
+    }
+    server->options = *o;
+    server->model = model;
+    server->listen_fd = server->frames_dir = server->audio_dir = -1;
+    if (pthread_mutex_init(&server->lock, NULL) != 0 ||
+        pthread_mutex_init(&server->index_lock, NULL) != 0) {
+        /* glibc's mutexes cannot fail to initialise; this keeps the free path simple. */
+        free(server);
+        ear_error_set(err, "cannot create a mutex");
+        return NULL;
+    }
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&server->idle, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+    int data_fd = -1;
+    /* From here ear_http_server_free undoes whatever was done. */
+    if (ear_http_metrics_init(&server->metrics, err) != 0)
+        goto fail;
+    server->index_path = strdup(o->index_path);
+    server->data_dir = strdup(o->data_dir);
+    if (!server->index_path || !server->data_dir) {
+        ear_error_set(err, "out of memory");
+        goto fail;
+    }
+    server->options.index_path = server->index_path;
+    server->options.data_dir = server->data_dir;
+    server->options.host = NULL; /* only needed to listen, below; not kept */
+
+    server->index = open_index(server, err);
+    if (!server->index)
+        goto fail;
+    data_fd = open(o->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (data_fd < 0) {
+        ear_error_set(err, "%s: %s", o->data_dir, strerror(errno));
+        goto fail;
+    }
+    server->frames_dir = open_data_folder(data_fd, o->data_dir, "frames");
+    server->audio_dir = open_data_folder(data_fd, o->data_dir, "audio");
+    close(data_fd);
+    data_fd = -1;
+
+    server->pool = ear_http_pool_start(server, model, o->workers, o->queue, err);
+    if (!server->pool)
+        goto fail;
+    if (listen_on(server, o->host, err) != 0)
+        goto fail;
+
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (strchr(server->url, '['))
+        flags |= MHD_USE_IPv6;
+    /* The logger first: libmicrohttpd reads the options in order. */
+    server->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, server,
+        MHD_OPTION_EXTERNAL_LOGGER, on_library_log, server,
+        MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, server,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->idle_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
+        MHD_OPTION_END);
+    if (!server->daemon) {
+        ear_error_set(err, "cannot start libmicrohttpd on %s", server->url);
+        goto fail;
+    }
+    return server;
+fail:
+    if (data_fd >= 0)
+        close(data_fd);
+    ear_http_server_free(server);
+    return NULL;
+}
+
+int ear_http_server_port(const ear_http_server *server)
+{
+    return server->port;
+}
+
+const char *ear_http_server_url(const ear_http_server *server)
+{
+    return server->url;
+}
+
+void ear_http_server_shutdown(ear_http_server *server, double drain_ms)
+{
+    pthread_mutex_lock(&server->lock);
+    int stopped = server->stopped;
+    server->shutting_down = 1;
+    server->stopped = 1;
+    pthread_mutex_unlock(&server->lock);
+    if (stopped)
+        return;
+    if (server->daemon) {
+        MHD_socket listener = MHD_quiesce_daemon(server->daemon);
+        if (listener != MHD_INVALID_SOCKET) {
+            close(listener);
+            server->listen_fd = -1;
+        }
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    long long nanoseconds = deadline.tv_nsec + (long long)(drain_ms * 1e6);
+    deadline.tv_sec += (time_t)(nanoseconds / 1000000000);
+    deadline.tv_nsec = (long)(nanoseconds % 1000000000);
+    pthread_mutex_lock(&server->lock);
+    while (server->active_requests > 0 && drain_ms > 0)
+        if (pthread_cond_timedwait(&server->idle, &server->lock, &deadline) == ETIMEDOUT)
+            break;
+    size_t left = server->active_requests;
+    pthread_mutex_unlock(&server->lock);
+    if (left && drain_ms > 0)
+        fprintf(stderr, "ear serve: %zu requests still open after %.0f s; closing them\n", left,
+                drain_ms / 1000);
+    /* Workers first: a connection they still hold suspended must be resumed
+     * before the daemon goes. */
+    if (server->pool)
+        ear_http_pool_stop(server->pool);
+    if (server->daemon) {
+        MHD_stop_daemon(server->daemon);
+        server->daemon = NULL;
+        server->listen_fd = -1; /* closed above, or by the daemon when quiescing failed */
+    }
+}
+
+void ear_http_server_free(ear_http_server *server)
+{
+    if (!server)
+        return;
+    ear_http_server_shutdown(server, 0);
+    ear_http_pool_free(server->pool);
+    ear_http_index_release(server, server->index);
+    if (server->listen_fd >= 0)
+        close(server->listen_fd);
+    if (server->frames_dir >= 0)
+        close(server->frames_dir);
+    if (server->audio_dir >= 0)
+        close(server->audio_dir);
+    ear_http_metrics_destroy(&server->metrics);
+    pthread_cond_destroy(&server->idle);
+    pthread_mutex_destroy(&server->index_lock);
+    pthread_mutex_destroy(&server->lock);
+    free(server->index_path);
+    free(server->data_dir);
+    free(server);
+}
