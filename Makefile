@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all ear deps test asan demo clean
+.PHONY: all ear deps test asan demo clean install
 
 all: ear
 
@@ -34,3 +34,21 @@ demo: deps ear
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Installs the binaries, the site's content and the nginx, systemd (INIT=systemd, the default)
+# or supervisor (INIT=supervisor) files, filled in with these paths; DESTDIR stages it all
+# elsewhere. Build first: `make && sudo make install` (docs/deploying.md).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/ear
+DOCDIR     ?= $(PREFIX)/share/doc/ear
+SYSCONFDIR ?= /etc
+SYSTEMDDIR ?= $(SYSCONFDIR)/systemd/system
+LOGDIR     ?= /var/log/ear
+INIT       ?= systemd
+INSTALL_VARIABLES = BUILD DESTDIR PREFIX BINDIR DATADIR DOCDIR SYSCONFDIR SYSTEMDDIR LOGDIR INIT \
+    SERVICE_USER SERVER_NAME LISTEN EAR_PORT SITE_PORT EAR_MODEL EAR_INDEX EAR_DATA SITE_CONTENT \
+    EAR_MEMORY_MAX SITE_MEMORY_MAX MODEL INDEX DATA
+
+install:
+	@env $(foreach v,$(INSTALL_VARIABLES),$(if $(value $(v)),$(v)='$($(v))')) bash deploy/install.sh

@@ -9,6 +9,7 @@ packages=(
   libfftw3-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev
   libmicrohttpd-dev libcjson-dev
   ffmpeg sox espeak-ng
+  libcmark-dev nginx supervisor systemd curl
 )
 
 missing=()
