@@ -10,12 +10,20 @@ enum { EAR_EXIT_OK = 0, EAR_EXIT_FAILED = 1, EAR_EXIT_USAGE = 2 };
 /* Each command gets argv with argv[0] the command's name. */
 int ear_cli_decode(int argc, char **argv);
 int ear_cli_mel(int argc, char **argv);
+int ear_cli_embed(int argc, char **argv);
+int ear_cli_info(int argc, char **argv);
+int ear_cli_index(int argc, char **argv);
+int ear_cli_search(int argc, char **argv);
+int ear_cli_serve(int argc, char **argv);
+
+/* `ear info` for a file starting with "EARINDEX": describes and verifies it. */
+int ear_cli_info_index(const char *path);
 
 /* Prints `ear: <what>: <why>` on stderr and returns EAR_EXIT_FAILED. */
 int ear_cli_fail(const char *what, const char *why);
 
 /* Prints `ear CMD: <message>` and a pointer to --help; returns EAR_EXIT_USAGE. */
-int ear_cli_usage_error(const char *command, const char *format, ...)
+int ear_cli_usage_error(const char *name, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Reads a file whole (limit: 1 GiB); on failure prints the error line. */

@@ -19,10 +19,12 @@ static const char decode_help[] =
     "  -h, --help             this text\n";
 
 static const char mel_help[] =
-    "usage: ear mel (--model M | --config C.json) FILE -o OUT.npy [--max-seconds S]\n\n"
+    "usage: ear mel [--model M | --config C.json] FILE (-o OUT.npy | --show) [--max-seconds S]\n\n"
     "The normalised log-mel spectrogram of the whole clip (no segmenting), exactly as the\n"
     "model computes it: float32 [n_mels, frames] as .npy.\n\n"
-    "  -o, --output OUT.npy   where to write (required)\n"
+    "  -o, --output OUT.npy   where to write\n"
+    "  --show                 draw it on the terminal: time left to right, low pitch at the\n"
+    "                         bottom, louder darker (either this, -o, or both)\n"
     "  --model M              take the audio parameters from an Ear model file\n"
     "  --config C.json        take them from a JSON file: the spec's `audio` object, or a whole\n"
     "                         configuration holding one (missing fields keep the defaults)\n"
@@ -33,6 +35,7 @@ static const char mel_help[] =
 /* Parsed options shared by decode and mel. */
 typedef struct audio_args {
     const char *input, *output, *model, *config;
+    int show;
     ear_audio_decode_options decode;
 } audio_args;
 
@@ -44,7 +47,7 @@ static int parse_audio_args(const char *name, const char *help, int with_model, 
         {"output", required_argument, 0, 'o'},       {"rate", required_argument, 0, 'r'},
         {"max-seconds", required_argument, 0, 's'},  {"model", required_argument, 0, 'm'},
         {"config", required_argument, 0, 'c'},       {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"show", no_argument, 0, 'S'},               {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     ear_audio_decode_options_default(&a->decode);
     optind = 0;
@@ -70,6 +73,11 @@ static int parse_audio_args(const char *name, const char *help, int with_model, 
                                            argv[optind - 1]);
             *(c == 'm' ? &a->model : &a->config) = optarg;
             break;
+        case 'S':
+            if (!with_model)
+                return ear_cli_usage_error(name, "--show is not an option of this command");
+            a->show = 1;
+            break;
         case 'h': fputs(help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error(name, "unknown option or missing value: '%s'",
@@ -79,8 +87,9 @@ static int parse_audio_args(const char *name, const char *help, int with_model, 
     if (optind != argc - 1)
         return ear_cli_usage_error(name, optind >= argc ? "no input FILE" : "one input FILE only");
     a->input = argv[optind];
-    if (!a->output)
-        return ear_cli_usage_error(name, "-o OUT.npy is required");
+    if (!a->output && !a->show)
+        return ear_cli_usage_error(name, with_model ? "-o OUT.npy or --show is required"
+                                                    : "-o OUT.npy is required");
     if (a->model && a->config)
         return ear_cli_usage_error(name, "--model and --config exclude each other");
     return -1;
@@ -156,6 +165,52 @@ static int load_mel_config(const audio_args *a, ear_audio_mel_config *mel)
     return 0;
 }
 
+/* Draws mel [n_mels, frames] as shaded characters: frames averaged into at most
+ * 96 columns, mel bands into 16 rows, values scaled between the picture's own
+ * minimum and maximum so that any normalisation shows. */
+static void show_mel(FILE *out, const float *mel, int n_mels, size_t frames, double seconds)
+{
+    static const char *const shades[] = {" ", "\u2591", "\u2592", "\u2593", "\u2588"};
+    enum { max_columns = 96, max_rows = 16 };
+    int columns = frames < max_columns ? (int)frames : max_columns;
+    int rows = n_mels < max_rows ? n_mels : max_rows;
+    if (columns == 0) {
+        fprintf(out, "(no frames)\n");
+        return;
+    }
+    float cell[max_rows][max_columns];
+    float low = 0, high = 0;
+    for (int r = 0; r < rows; r++) {
+        int band_start = r * n_mels / rows, band_end = (r + 1) * n_mels / rows;
+        for (int c = 0; c < columns; c++) {
+            size_t frame_start = (size_t)c * frames / (size_t)columns;
+            size_t frame_end = (size_t)(c + 1) * frames / (size_t)columns;
+            double sum = 0;
+            for (int b = band_start; b < band_end; b++)
+                for (size_t f = frame_start; f < frame_end; f++)
+                    sum += mel[(size_t)b * frames + f];
+            float value = (float)(sum / ((double)(band_end - band_start) *
+                                         (double)(frame_end - frame_start)));
+            cell[r][c] = value;
+            if ((r == 0 && c == 0) || value < low)
+                low = value;
+            if ((r == 0 && c == 0) || value > high)
+                high = value;
+        }
+    }
+    float range = high > low ? high - low : 1;
+    for (int r = rows - 1; r >= 0; r--) {
+        fputs(r == rows - 1 ? "high |" : r == 0 ? " low |" : "     |", out);
+        for (int c = 0; c < columns; c++) {
+            int level = (int)((cell[r][c] - low) / range * 4.999f);
+            fputs(shades[level < 0 ? 0 : level > 4 ? 4 : level], out);
+        }
+        fputs("|\n", out);
+    }
+    fprintf(out, "      0 s%*s%.2f s\n", columns - 6, "", seconds);
+    fprintf(out, "      %d mel bands x %zu frames; values %.2f to %.2f\n", n_mels, frames, low, high);
+}
+
 int ear_cli_mel(int argc, char **argv)
 {
     audio_args a;
@@ -189,8 +244,10 @@ int ear_cli_mel(int argc, char **argv)
         ear_cli_fail(a.input, err.message);
         goto done;
     }
+    if (a.show)
+        show_mel(stdout, out, cfg.n_mels, frames, (double)clip.count / cfg.sample_rate);
     size_t shape[2] = {(size_t)cfg.n_mels, frames};
-    if (ear_npy_write_f32(a.output, out, 2, shape, &err) != 0) {
+    if (a.output && ear_npy_write_f32(a.output, out, 2, shape, &err) != 0) {
         ear_cli_fail("write", err.message);
         goto done;
     }

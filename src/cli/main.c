@@ -15,6 +15,11 @@ typedef struct command {
 static const command commands[] = {
     {"decode", ear_cli_decode, "decode audio to mono float32 (.npy)"},
     {"mel", ear_cli_mel, "the normalised log-mel spectrogram of a clip (.npy)"},
+    {"embed", ear_cli_embed, "the embedding of a sound or an image (.npy)"},
+    {"info", ear_cli_info, "what a model or index file holds"},
+    {"index", ear_cli_index, "embed a dataset folder into an index file"},
+    {"search", ear_cli_search, "the items nearest to a sound, as JSON"},
+    {"serve", ear_cli_serve, "the HTTP service: web page, search API, dataset files"},
 };
 
 static void print_help(FILE *out)
@@ -33,13 +38,13 @@ int ear_cli_fail(const char *what, const char *why)
     return EAR_EXIT_FAILED;
 }
 
-int ear_cli_usage_error(const char *command, const char *format, ...)
+int ear_cli_usage_error(const char *name, const char *format, ...)
 {
     va_list ap;
     va_start(ap, format);
-    fprintf(stderr, "ear %s: ", command);
+    fprintf(stderr, "ear %s: ", name);
     vfprintf(stderr, format, ap);
-    fprintf(stderr, "\n(see `ear %s --help`)\n", command);
+    fprintf(stderr, "\n(see `ear %s --help`)\n", name);
     va_end(ap);
     return EAR_EXIT_USAGE;
 }

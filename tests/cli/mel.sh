@@ -71,6 +71,20 @@ difference=$(max_difference "$WORK/default.npy" "$FIXTURES/mel_cli_default.npy")
 echo "default:       max |ear mel - torchaudio| = $difference"
 check "default: max difference $difference" within_tolerance "$difference"
 
+# 1b. --show draws it: 16 band rows, one column per frame (51 < 96), and the
+# range of the values it drew; without -o it writes no file.
+run_ear mel "$FIXTURES/mel_cli.wav" --show >"$WORK/show.txt"
+check "--show: exit 0 (status $status: $(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
+check "--show: 16 rows drawn, got $(grep -c '|$' "$WORK/show.txt")" \
+    [ "$(grep -c '|$' "$WORK/show.txt")" -eq 16 ]
+check "--show: rows of 51 columns" \
+    [ "$(grep -m1 '|$' "$WORK/show.txt" | sed 's/^[^|]*|//; s/|$//' | tr -d '\n' | LC_ALL=C.UTF-8 wc -m)" -eq 51 ]
+check "--show: says 64 mel bands x 51 frames" grep -q "64 mel bands x 51 frames" "$WORK/show.txt"
+run_ear mel "$FIXTURES/mel_cli.wav" --show -o "$WORK/show.npy" >/dev/null
+check "--show with -o: same file as without" cmp -s "$WORK/show.npy" "$WORK/default.npy"
+run_ear decode "$FIXTURES/mel_cli.wav" --show -o "$WORK/bad.npy"
+check "decode --show: exit 2, got $status" [ "$status" -eq 2 ]
+
 # 2. --config with the spec's `audio` object.
 run_ear mel --config "$FIXTURES/mel_cli.json" "$FIXTURES/mel_cli.wav" -o "$WORK/config.npy"
 check "config: exit 0 (status $status: $(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
