@@ -22,6 +22,7 @@ typedef enum {
     EAR_HTTP_ROUTE_HEALTHZ,
     EAR_HTTP_ROUTE_METRICS,
     EAR_HTTP_ROUTE_REDIRECT, /* /ear to /ear/ */
+    EAR_HTTP_ROUTE_EXAMPLES, /* /api/examples */
     EAR_HTTP_ROUTE_UNKNOWN,
     EAR_HTTP_ROUTE_COUNT
 } ear_http_route;
@@ -90,6 +91,11 @@ int ear_http_parse_date(const char *text, time_t *when);
 
 /* Reads ?k= (NULL: the default, 8); -1 unless a whole number from 1 to 50. */
 int ear_http_parse_k(const char *text, int *k);
+
+/* The answer of GET /api/examples: up to n items that have a sound, spread
+ * evenly over the index, {"examples":[{"id","label","audio_url","frame_url"}]};
+ * malloc'd, NULL when out of memory. */
+char *ear_http_examples_json(const ear_index *idx, int n);
 
 /* ---- metrics ---- */
 
