@@ -31,7 +31,8 @@ static const char serve_help[] =
     "  --queue Q            searches that may wait for a worker; more answer 503 (default 16)\n"
     "  --max-upload BYTES   largest request body (default 52428800, 50 MiB); more answer 413\n"
     "  --max-seconds S      audio is cut after S seconds (default 60)\n"
-    "  --idle-timeout S     close connections idle for S seconds (default 30)\n"
+    "  --idle-timeout S     close connections idle for S seconds (default 30); a body\n"
+    "                       still arriving S seconds after its request began answers 408\n"
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
@@ -157,7 +158,7 @@ int ear_cli_serve(int argc, char **argv)
     ear_error err;
     int status = EAR_EXIT_FAILED;
     ear_http_server *server = NULL;
-    ear_nn_model *model = ear_nn_model_load(model_path, &err);
+    ear_nn_model *model = ear_nn_model_load_audio(model_path, &err); /* sounds only */
     if (!model) {
         ear_cli_fail(model_path, err.message);
         goto done;

@@ -234,7 +234,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
     double elapsed_ms = ear_now_ms() - req->start_ms;
     /* A connection closed by the client before the answer was complete. */
     unsigned status = req->status;
-    if (how != MHD_REQUEST_TERMINATED_COMPLETED_OK && status != MHD_HTTP_CONTENT_TOO_LARGE)
+    if (how != MHD_REQUEST_TERMINATED_COMPLETED_OK && status != MHD_HTTP_CONTENT_TOO_LARGE &&
+        status != MHD_HTTP_REQUEST_TIMEOUT) /* those two were written by refuse_during_body */
         status = 0;
     char client[64] = "-";
     const union MHD_ConnectionInfo *info =
@@ -307,6 +308,33 @@ static enum MHD_Result answer_metrics(struct MHD_Connection *connection, ear_htt
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 "text/plain; version=0.0.4; charset=utf-8");
         MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    return respond(connection, req, MHD_HTTP_OK, response, length);
+}
+
+/* GET /api/examples?n=N (default 6, at most 50): items with a sound to try. */
+static enum MHD_Result answer_examples(struct MHD_Connection *connection, ear_http_request *req)
+{
+    const char *n_text = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "n");
+    int n = 6;
+    if (n_text && ear_http_parse_k(n_text, &n) != 0)
+        return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
+                             "n must be a whole number from 1 to 50 (got \"%.40s\")", n_text);
+    ear_http_index_ref *ref = ear_http_index_acquire(req->server);
+    char *text = ear_http_examples_json(ref->index, n);
+    ear_http_index_release(req->server, ref);
+    if (!text)
+        return respond_error(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                             "out of memory");
+    size_t length = strlen(text);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(length, text, MHD_RESPMEM_MUST_FREE);
+    if (!response)
+        free(text);
+    else {
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        /* A reload may change the index, so the page asks each time. */
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     }
     return respond(connection, req, MHD_HTTP_OK, response, length);
 }
@@ -423,25 +451,24 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
     return MHD_YES;
 }
 
-/* The body outgrew --max-upload while streaming (chunked). This libmicrohttpd
- * (0.9.75) cannot queue an answer while the body is being read, and would
- * otherwise read it to its end; so the 413 is written to the socket here and
- * the connection closed by returning MHD_NO. */
-static enum MHD_Result refuse_growing_body(struct MHD_Connection *connection, ear_http_request *req)
+/* A body refused while it streams in (over --max-upload when chunked, or too
+ * slow). This libmicrohttpd (0.9.75) cannot queue an answer while the body is
+ * being read, and would otherwise read it to its end; so the answer is written
+ * to the socket here and the connection closed by returning MHD_NO. */
+static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear_http_request *req,
+                                         unsigned status, const char *status_line,
+                                         const char *code, const char *message)
 {
-    char message[160];
-    snprintf(message, sizeof message, "the body grew past the %zu bytes accepted",
-             req->server->options.max_upload);
-    char *body = ear_http_error_body("payload_too_large", message);
+    char *body = ear_http_error_body(code, message);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (body && info) {
         char answer[2048];
         int n = snprintf(answer, sizeof answer,
-                         "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+                         "HTTP/1.1 %s\r\nConnection: close\r\n"
                          "Content-Type: application/json\r\nCache-Control: no-store\r\n"
                          "Content-Length: %zu\r\nX-Request-Id: %s\r\n",
-                         strlen(body), req->id);
+                         status_line, strlen(body), req->id);
         for (size_t i = 0; i < sizeof common_headers / sizeof common_headers[0]; i++)
             n += snprintf(answer + n, sizeof answer - (size_t)n, "%s: %s\r\n",
                           common_headers[i][0], common_headers[i][1]);
@@ -453,9 +480,18 @@ static enum MHD_Result refuse_growing_body(struct MHD_Connection *connection, ea
         }
         req->bytes = strlen(body);
     }
-    req->status = MHD_HTTP_CONTENT_TOO_LARGE;
+    req->status = status;
     free(body);
     return MHD_NO;
+}
+
+static enum MHD_Result refuse_growing_body(struct MHD_Connection *connection, ear_http_request *req)
+{
+    char message[160];
+    snprintf(message, sizeof message, "the body grew past the %zu bytes accepted",
+             req->server->options.max_upload);
+    return refuse_during_body(connection, req, MHD_HTTP_CONTENT_TOO_LARGE, "413 Payload Too Large",
+                              "payload_too_large", message);
 }
 
 static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_http_request *req,
@@ -470,6 +506,18 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
         *upload_data_size = 0;
         if (size > server->options.max_upload - req->received)
             return refuse_growing_body(connection, req);
+        /* libmicrohttpd's timeout counts only the silence between two reads, so a
+         * body trickled a byte at a time would hold its connection for ever: the
+         * whole body gets --idle-timeout too. */
+        double elapsed_s = (ear_now_ms() - req->start_ms) / 1000;
+        if (elapsed_s > server->options.idle_timeout_s) {
+            char message[160];
+            snprintf(message, sizeof message,
+                     "the body did not arrive within %d s (%zu bytes in %.0f s)",
+                     server->options.idle_timeout_s, req->received + size, elapsed_s);
+            return refuse_during_body(connection, req, MHD_HTTP_REQUEST_TIMEOUT,
+                                      "408 Request Timeout", "request_timeout", message);
+        }
         req->received += size;
         if (req->form) {
             if (!req->form_failed && MHD_post_process(req->form, upload_data, size) != MHD_YES)
@@ -570,6 +618,12 @@ static enum MHD_Result answer_route(struct MHD_Connection *connection, ear_http_
         if (!read)
             return respond_method_not_allowed(connection, req, "GET, HEAD");
         return answer_metrics(connection, req);
+    }
+    if (strcmp(path, "/api/examples") == 0) {
+        req->route = EAR_HTTP_ROUTE_EXAMPLES;
+        if (!read)
+            return respond_method_not_allowed(connection, req, "GET, HEAD");
+        return answer_examples(connection, req);
     }
     if (strncmp(path, "/data/frames/", 13) == 0 || strncmp(path, "/data/audio/", 12) == 0) {
         int frames = path[6] == 'f';
