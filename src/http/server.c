@@ -231,6 +231,10 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
     *state = NULL;
     if (req->form)
         MHD_destroy_post_processor(req->form);
+    /* A worker's answer to a client that left while its search ran: the
+     * connection ended on resuming, before the answer could be queued. */
+    if (req->job.response)
+        MHD_destroy_response(req->job.response);
     double elapsed_ms = ear_now_ms() - req->start_ms;
     /* A connection closed by the client before the answer was complete. */
     unsigned status = req->status;
@@ -498,9 +502,11 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
                                        const char *upload_data, size_t *upload_data_size)
 {
     ear_http_server *server = req->server;
-    if (req->submitted)
-        return respond(connection, req, req->job.status, req->job.response,
-                       req->job.response_bytes);
+    if (req->submitted) {
+        struct MHD_Response *response = req->job.response;
+        req->job.response = NULL; /* respond() owns it now */
+        return respond(connection, req, req->job.status, response, req->job.response_bytes);
+    }
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;
         *upload_data_size = 0;
