@@ -14,7 +14,8 @@
 static const char serve_help[] =
     "usage: ear serve --model M --index INDEX --data DIR [--host H] [--port P]\n"
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
-    "                 [--idle-timeout S] [--max-connections C] [--threads T] [--drain S]\n"
+    "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
+    "                 [--threads T] [--drain S]\n"
     "\n"
     "The HTTP service: the web page at /, POST /api/search, the dataset's files at\n"
     "/data/frames/ and /data/audio/, /healthz and /metrics; every route also under /ear/.\n"
@@ -31,8 +32,9 @@ static const char serve_help[] =
     "  --queue Q            searches that may wait for a worker; more answer 503 (default 16)\n"
     "  --max-upload BYTES   largest request body (default 52428800, 50 MiB); more answer 413\n"
     "  --max-seconds S      audio is cut after S seconds (default 60)\n"
-    "  --idle-timeout S     close connections idle for S seconds (default 30); a body\n"
-    "                       still arriving S seconds after its request began answers 408\n"
+    "  --idle-timeout S     close connections idle for S seconds (default 30)\n"
+    "  --body-timeout S     a body still arriving S seconds after its request began\n"
+    "                       answers 408 (default 120, nginx's proxy timeout)\n"
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
@@ -64,7 +66,7 @@ int ear_cli_serve(int argc, char **argv)
 {
     enum {
         OPT_MODEL = 256, OPT_INDEX, OPT_DATA, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_QUEUE,
-        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN
+        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN
     };
     static const struct option options[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -77,6 +79,7 @@ int ear_cli_serve(int argc, char **argv)
         {"max-upload", required_argument, 0, OPT_MAX_UPLOAD},
         {"max-seconds", required_argument, 0, OPT_MAX_SECONDS},
         {"idle-timeout", required_argument, 0, OPT_IDLE},
+        {"body-timeout", required_argument, 0, OPT_BODY_TIMEOUT},
         {"max-connections", required_argument, 0, OPT_CONNECTIONS},
         {"threads", required_argument, 0, OPT_THREADS},
         {"drain", required_argument, 0, OPT_DRAIN},
@@ -120,6 +123,10 @@ int ear_cli_serve(int argc, char **argv)
         case OPT_IDLE:
             if (ear_cli_parse_int(optarg, 1, 86400, &o.idle_timeout_s) != 0)
                 return ear_cli_usage_error("serve", "--idle-timeout must be 1 to 86400");
+            break;
+        case OPT_BODY_TIMEOUT:
+            if (ear_cli_parse_int(optarg, 1, 86400, &o.body_timeout_s) != 0)
+                return ear_cli_usage_error("serve", "--body-timeout must be 1 to 86400");
             break;
         case OPT_CONNECTIONS:
             if (ear_cli_parse_int(optarg, 1, 1000000, &o.max_connections) != 0)

@@ -17,8 +17,9 @@ typedef struct ear_http_options {
     int queue;                  /* searches that may wait for a worker; more get 503 */
     size_t max_upload;          /* largest request body, in bytes; more get 413 */
     double max_seconds;         /* decoded audio is cut there */
-    int idle_timeout_s;         /* an idle connection is closed after this; so is a body
-                                   not received in full this long after its request began */
+    int idle_timeout_s;         /* an idle connection is closed after this */
+    int body_timeout_s;         /* a body not received in full this long after its request
+                                   began answers 408 (a trickle defeats the idle timeout) */
     int max_connections;        /* open connections at most */
     const char *index_path;     /* the index, opened (and reopened) with the model's fingerprint */
     const char *data_dir;       /* the dataset: frames/ and audio/ are served from there */

@@ -514,13 +514,14 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
             return refuse_growing_body(connection, req);
         /* libmicrohttpd's timeout counts only the silence between two reads, so a
          * body trickled a byte at a time would hold its connection for ever: the
-         * whole body gets --idle-timeout too. */
+         * whole body gets --body-timeout (nginx's 120 s by default, so that an honest
+         * upload over a slow line is not cut). */
         double elapsed_s = (ear_now_ms() - req->start_ms) / 1000;
-        if (elapsed_s > server->options.idle_timeout_s) {
+        if (elapsed_s > server->options.body_timeout_s) {
             char message[160];
             snprintf(message, sizeof message,
                      "the body did not arrive within %d s (%zu bytes in %.0f s)",
-                     server->options.idle_timeout_s, req->received + size, elapsed_s);
+                     server->options.body_timeout_s, req->received + size, elapsed_s);
             return refuse_during_body(connection, req, MHD_HTTP_REQUEST_TIMEOUT,
                                       "408 Request Timeout", "request_timeout", message);
         }
@@ -717,6 +718,7 @@ void ear_http_options_default(ear_http_options *o)
     o->max_upload = (size_t)50 << 20;
     o->max_seconds = 60;
     o->idle_timeout_s = 30;
+    o->body_timeout_s = 120;
     o->max_connections = 1000;
 }
 
@@ -806,6 +808,8 @@ static int check_options(const ear_http_options *o, ear_error *err)
         return ear_error_set(err, "max-seconds must not be negative");
     if (o->idle_timeout_s < 1)
         return ear_error_set(err, "idle-timeout must be at least 1 s (got %d)", o->idle_timeout_s);
+    if (o->body_timeout_s < 1)
+        return ear_error_set(err, "body-timeout must be at least 1 s (got %d)", o->body_timeout_s);
     if (o->max_connections < 1)
         return ear_error_set(err, "max-connections must be at least 1 (got %d)",
                              o->max_connections);

@@ -23,7 +23,7 @@ good=(--model "$MODEL" --index "$WORK/index.ear" --data "$WORK/data")
 for args in "--index $WORK/index.ear --data $WORK/data" "--model $MODEL --data $WORK/data" \
     "--model $MODEL --index $WORK/index.ear" "${good[*]} --port 70000" "${good[*]} --port x" \
     "${good[*]} --workers 0" "${good[*]} --queue 0" "${good[*]} --max-upload 0" \
-    "${good[*]} --max-upload 5X" "${good[*]} --max-seconds -1" "${good[*]} --idle-timeout 0" \
+    "${good[*]} --max-upload 5X" "${good[*]} --max-seconds -1" "${good[*]} --idle-timeout 0" "${good[*]} --body-timeout 0" \
     "${good[*]} --threads 0" "${good[*]} --max-connections 0" "${good[*]} --bogus" \
     "${good[*]} extra" "${good[*]} --port"; do
     # shellcheck disable=SC2086

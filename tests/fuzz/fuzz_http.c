@@ -123,6 +123,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* An incomplete body waits for the idle timeout (libmicrohttpd does not
      * end a request at the client's half-close): keep it short. */
     o.idle_timeout_s = 1;
+    o.body_timeout_s = 1;
     server = ear_http_server_start(model, &o, &err);
     EAR_FUZZ_REQUIRE(server, err.message);
     return 0;

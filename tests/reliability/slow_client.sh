@@ -1,13 +1,14 @@
 #!/bin/bash
 # A slow client: a search whose body is trickled one byte a second. With
-# --idle-timeout 2 the service closes it (it gives a request's body at most
-# the idle timeout to arrive, not just the gap between two bytes), and
+# --body-timeout 2 the service closes it (a request's body gets at most that
+# long to arrive, whatever the gaps between two bytes: the idle timeout alone
+# never fires), and
 # meanwhile a normal search is answered at once: no worker waits for a body.
 . "$(dirname "$0")/../http/lib.sh"
 make_dataset "$WORK/data" && make_index "$WORK/data" "$WORK/ear.index" ||
     { echo "could not make the dataset: $(cat "$WORK/index.log")" >&2; exit 1; }
 start_server --model "$MODEL" --index "$WORK/ear.index" --data "$WORK/data" --workers 1 \
-    --idle-timeout 2 || exit 1
+    --idle-timeout 2 --body-timeout 2 || exit 1
 
 # The trickler: headers announcing 100 bytes, then one byte a second, for at
 # most 20 s; it writes the second at which its connection was closed.
