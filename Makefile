@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all ear deps test asan demo clean install
+.PHONY: all ear deps test asan demo clean install fuzz valgrind bench
 
 all: ear
 
@@ -28,7 +28,25 @@ asan: deps
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# The main job, for now: decode a spoken sample and show its log-mel spectrogram.
+# Each libFuzzer target (tests/fuzz) for FUZZ_SECONDS, built with clang, ASan and UBSan.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 45
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DEAR_FUZZ=ON -DEAR_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The service's tests again, with every `ear` run under valgrind's memcheck.
+valgrind: deps ear
+	@bash tests/reliability/valgrind.sh $(BUILD)
+
+# ear serve against the original Python service, side by side (bench/compare_seed.sh): writes
+# BENCHMARKS.md and bench/benchmarks.png. Installs the original's Debian packages; ~12 minutes.
+bench: deps ear
+	@bash bench/compare_seed.sh $(BUILD)/ear
+
+# The main job: the demo dataset (Tux Paint's stamps), its index with demo/model.safetensors,
+# then `ear serve` on 127.0.0.1:5001 in the foreground (tools/demo.sh; Ctrl-C stops).
 demo: deps ear
 	@bash tools/demo.sh $(BUILD)/ear
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nn/fingerprint.h"
 #include "nn/network.h"
@@ -306,21 +307,40 @@ static size_t conv_floats(const ear_nn_conv *c)
                (size_t)c->kernel + (size_t)c->out_channels;
 }
 
-/* Converts every parameter into one owned block. */
+/* A block of floats for the weights, in 2 MiB pages where the kernel offers transparent huge
+ * pages on request: tens of thousands fewer page faults while the weights are written, which
+ * was most of `ear serve`'s start-up (bench/compare_seed.py). Freed with free(). */
+static float *alloc_weights(size_t floats)
+{
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = floats * sizeof(float);
+    void *block = NULL;
+    if (posix_memalign(&block, bytes >= huge ? huge : 64, bytes ? bytes : 1) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= huge)
+        (void)madvise(block, bytes, MADV_HUGEPAGE); /* advice only: 4 KiB pages still work */
+#endif
+    return block;
+}
+
+/* Converts the first conv_count convolutions' and linear_count linear layers' parameters
+ * (every one, or the audio tower's alone, which comes first) into one owned block. */
 static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const model_sources *s,
-                        const char *path, ear_error *err)
+                        size_t conv_count, size_t linear_count, const char *path,
+                        ear_error *err)
 {
     size_t total = 0, widest = 1;
-    for (size_t i = 0; i < s->conv_count; i++) {
+    for (size_t i = 0; i < conv_count; i++) {
         total += conv_floats(s->convs[i].conv);
         if ((size_t)s->convs[i].conv->out_channels > widest)
             widest = (size_t)s->convs[i].conv->out_channels;
     }
-    for (size_t i = 0; i < s->linear_count; i++) {
+    for (size_t i = 0; i < linear_count; i++) {
         const ear_nn_linear *l = s->linears[i].linear;
         total += (size_t)l->out_features * (size_t)(l->in_features + 1);
     }
-    m->weights = malloc(total * sizeof *m->weights);
+    m->weights = alloc_weights(total);
     float *norm = malloc(4 * widest * sizeof *norm);
     int rc = -1;
     if (!m->weights || !norm) {
@@ -329,7 +349,7 @@ static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const m
     }
     m->weight_floats = total;
     float *next = m->weights;
-    for (size_t i = 0; i < s->conv_count; i++) {
+    for (size_t i = 0; i < conv_count; i++) {
         ear_nn_conv *c = s->convs[i].conv;
         float *weight = next, *bias = next + conv_floats(c) - (size_t)c->out_channels;
         if (fold_conv(file, &s->convs[i], weight, bias, norm, path, err) != 0)
@@ -339,7 +359,7 @@ static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const m
         next += conv_floats(c);
     }
     char name[NAME_SIZE + 16];
-    for (size_t i = 0; i < s->linear_count; i++) {
+    for (size_t i = 0; i < linear_count; i++) {
         ear_nn_linear *l = s->linears[i].linear;
         float *weight = next, *bias = next + (size_t)l->out_features * (size_t)l->in_features;
         snprintf(name, sizeof name, "%s.weight", s->linears[i].prefix);
@@ -427,7 +447,7 @@ static void count_file(ear_nn_model *m, const ear_nn_safetensors *file)
     }
 }
 
-ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
+static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
 {
     ear_nn_blas_prepare();
     ear_nn_safetensors file = {0};
@@ -450,6 +470,7 @@ ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
         goto fail;
     }
     ear_error inner;
+    size_t audio_convs = 0, audio_linears = 0;
     if (c->has_audio) {
         m->segment_samples = (size_t)nearbyint(c->segment_seconds * c->mel.sample_rate);
         m->audio.height = c->mel.n_mels;
@@ -459,6 +480,8 @@ ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
             ear_error_set(err, "%s: %s", path, inner.message);
             goto fail;
         }
+        audio_convs = sources.conv_count;
+        audio_linears = sources.linear_count;
     }
     if (c->has_image) {
         m->image.height = m->image.width = c->image_size;
@@ -471,8 +494,17 @@ ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
     if (check_tensors(&file, &sources, m, path, err) != 0)
         goto fail;
     fingerprint(&file, m->fingerprint);
-    if (load_weights(m, &file, &sources, path, err) != 0)
+    if (audio_only && c->has_audio) {
+        /* The image tower was checked with the rest of the file; it is not converted, and the
+         * model then has none (no weights, no room for it in the sessions' arenas). */
+        if (load_weights(m, &file, &sources, audio_convs, audio_linears, path, err) != 0)
+            goto fail;
+        m->image.present = 0;
+        m->config.has_image = 0;
+    } else if (load_weights(m, &file, &sources, sources.conv_count, sources.linear_count, path,
+                            err) != 0) {
         goto fail;
+    }
     count_file(m, &file);
     free(sources.convs);
     ear_nn_safetensors_close(&file);
@@ -482,6 +514,16 @@ fail:
     ear_nn_safetensors_close(&file);
     ear_nn_model_free(m);
     return NULL;
+}
+
+ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
+{
+    return load(path, 0, err);
+}
+
+ear_nn_model *ear_nn_model_load_audio(const char *path, ear_error *err)
+{
+    return load(path, 1, err);
 }
 
 void ear_nn_model_free(ear_nn_model *m)

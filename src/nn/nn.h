@@ -18,6 +18,11 @@ typedef struct ear_nn_model ear_nn_model;
 /* Loads and validates an Ear model file; every problem is named (tensor or key). */
 ear_nn_model *ear_nn_model_load(const char *path, ear_error *err);
 
+/* As ear_nn_model_load (the whole file checked, the same fingerprint), but only the audio
+ * tower is converted and kept: the model then reports no image tower. For `ear serve`, which
+ * embeds sounds only: a ResNet-50 image tower is most of a model's memory. */
+ear_nn_model *ear_nn_model_load_audio(const char *path, ear_error *err);
+
 /* Frees a model (NULL is fine). Its sessions must be freed first. */
 void ear_nn_model_free(ear_nn_model *m);
 
