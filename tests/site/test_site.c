@@ -177,7 +177,7 @@ static void test_content_and_pages(const char *root)
     size_t size = 0;
     char *home = ear_site_render_home(content, &size);
     EAR_CHECK(home && size == strlen(home));
-    EAR_CHECK_MSG(contains(home, "<h1>Test &amp; Site</h1>"), "home: %s", home);
+    EAR_CHECK_MSG(contains(home, "<h1>Test &amp; Site</h1>"), "home: %s", home ? home : "(none)");
     EAR_CHECK(contains(home, "<title>Test &amp; Site</title>"));
     EAR_CHECK(contains(home, "href=\"/ear/\""));
     EAR_CHECK(contains(home, "href=\"/blog/newer\""));
@@ -213,7 +213,7 @@ static void test_content_and_pages(const char *root)
     /* The feed's <updated> is the latest of all dates, the older post's update here. */
     EAR_CHECK_MSG(contains(feed, "<id>https://example.org/</id>\n"
                                  "<updated>2024-04-01T00:00:00Z</updated>"),
-                  "feed: %s", feed);
+                  "feed: %s", feed ? feed : "(none)");
     EAR_CHECK(contains(feed, "&lt;em&gt;text&lt;/em&gt;"));
     EAR_CHECK(count_of(feed, "<entry>") == 2);
     EAR_CHECK(!contains(feed, "Secret"));
@@ -302,7 +302,7 @@ static void test_upstream_and_heads(void)
                                              10, &size, &err);
     EAR_CHECK(head && size == strlen(head));
     EAR_CHECK_MSG(head && !strncmp(head, "POST /api/search?k=3 HTTP/1.0\r\n", 31), "head: %s",
-                  head);
+                  head ? head : "(none)");
     EAR_CHECK(contains(head, "\r\nHost: site.test:8000\r\n"));
     EAR_CHECK(contains(head, "\r\nX-Real-IP: 127.0.0.1\r\n"));
     EAR_CHECK(contains(head, "\r\nX-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n"));
