@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# The main job, for now: make a spoken sample the way a browser records it
-# (WebM/Opus, 48 kHz stereo), decode it with Ear and show its log-mel.
+# `make demo`: the demo dataset (tools/demo_data.sh: Tux Paint's stamps), its index built with
+# the committed model (only when missing or older than the model or the dataset), then
+# `ear serve` on 127.0.0.1:5001 in the foreground (Ctrl-C stops it).
+#
+#   tools/demo.sh [EAR] [PORT]      defaults: build/ear, 5001
 set -euo pipefail
-ear=${1:-build/ear}
-work=${TMPDIR:-/tmp}/ear-demo
-mkdir -p "$work"
-espeak-ng -w "$work/speech.wav" "Ear turns a sound into the pictures that go with it."
-ffmpeg -nostdin -v error -y -i "$work/speech.wav" -ac 2 -ar 48000 -c:a libopus -b:a 48k \
-  "$work/speech.webm"
-echo "sample: $work/speech.webm ($(stat -c %s "$work/speech.webm") bytes, WebM/Opus 48 kHz stereo)"
-"$ear" decode "$work/speech.webm" -o "$work/speech.npy"
-"$ear" mel "$work/speech.webm" -o "$work/speech-mel.npy" --show
+repo=$(cd "$(dirname "$0")/.." && pwd)
+ear=${1:-$repo/build/ear}
+port=${2:-5001}
+cache=$repo/.cache/ear-demo
+model=$repo/demo/model.safetensors
+index=$cache/ear.index
+
+bash "$repo/tools/demo_data.sh" "$cache"
+if [ ! -s "$index" ] || [ "$index" -ot "$model" ] || [ "$index" -ot "$cache/data/labels.tsv" ]; then
+    echo "demo: building $index with $(basename "$model")"
+    "$ear" index --model "$model" --data "$cache/data" -o "$index"
+fi
+echo "demo: open http://127.0.0.1:$port/ - play a cow's moo at the microphone, say \"moo\","
+echo "      or upload one of $cache/data/audio/*.ogg (Ctrl-C stops)"
+exec "$ear" serve --model "$model" --index "$index" --data "$cache/data" --host 127.0.0.1 \
+    --port "$port"
