@@ -7,19 +7,7 @@ EAR=${EAR_BIN:?EAR_BIN is not set}
 SOURCE=${EAR_SOURCE_DIR:-.}
 WORK=$(mktemp -d "${EAR_TEST_TMP:-/tmp}/cli_decode.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-passed=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
+. "$(dirname "$0")/../check.sh"
 
 stderr_has() { grep -q -- "$1" "$WORK/stderr"; }
 stderr_lines() { wc -l <"$WORK/stderr" | tr -d ' '; }

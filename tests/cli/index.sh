@@ -13,19 +13,7 @@ MODEL=$SOURCE/tests/fixtures/nn/nn_basic_f32.safetensors
 OTHER_MODEL=$SOURCE/tests/fixtures/nn/nn_bottleneck_f16.safetensors
 AUDIO_MODEL=$SOURCE/tests/fixtures/nn/nn_audio_bf16.safetensors
 IMAGE_MODEL=$SOURCE/tests/fixtures/nn/nn_image_f32.safetensors
-passed=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
+. "$(dirname "$0")/../check.sh"
 
 # Runs ear with its status in $status, stdout and stderr in $WORK/stdout and $WORK/stderr.
 # Under the sanitizers a leak or error also exits non-zero; their reports fail the test.

@@ -16,19 +16,7 @@ trap 'rm -rf "$WORK"' EXIT
 FIXTURES=$SOURCE/tests/fixtures/index
 MODEL=$SOURCE/tests/fixtures/nn/nn_basic_f32.safetensors
 TOOL=$SOURCE/tools/import_index.py
-passed=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
+. "$(dirname "$0")/../check.sh"
 run() { # run COMMAND...: status in $status, output in $WORK/stdout and $WORK/stderr
     "$@" >"$WORK/stdout" 2>"$WORK/stderr"
     status=$?

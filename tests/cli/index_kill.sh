@@ -9,19 +9,7 @@ ITEMS=${EAR_TEST_KILL_ITEMS:-4000}
 MODEL=$SOURCE/tests/fixtures/nn/nn_basic_f32.safetensors
 builder=
 trap '[ -n "$builder" ] && kill -9 "$builder" 2>/dev/null; rm -rf "$WORK"' EXIT
-passed=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
+. "$(dirname "$0")/../check.sh"
 temporaries() { ls -A "$WORK/out" | grep '^\.ear\.index\.tmp\.' ; }
 
 mkdir -p "$WORK/small/frames" "$WORK/small/audio" "$WORK/big/frames" "$WORK/big/audio" "$WORK/out"

@@ -8,31 +8,7 @@ FIXTURES=${EAR_SOURCE_DIR:-.}/tests/fixtures/audio
 WORK=$(mktemp -d "${EAR_TEST_TMP:-/tmp}/cli_mel.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 TOLERANCE=1e-3
-passed=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
-
-# The shape of a .npy file, as "64, 51".
-npy_shape() {
-    head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*" | sed "s/'shape': (//; s/,$//"
-}
-
-# The float32 values of a .npy file, one a line.
-npy_values() {
-    local header_length
-    header_length=$(od -An -tu2 -j8 -N2 "$1" | tr -d ' ')
-    od -An -v -tf4 -w4 -j$((10 + header_length)) "$1" | tr -d ' '
-}
+. "$(dirname "$0")/../check.sh"
 
 # Largest |a - b| over two .npy files of the same shape ("size differs" if not).
 max_difference() {

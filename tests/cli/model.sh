@@ -9,31 +9,7 @@ MODEL=$FIXTURES/nn_basic_f32.safetensors
 WORK=$(mktemp -d "${EAR_TEST_TMP:-/tmp}/cli_model.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 TOLERANCE=1e-4 # the contract: max |difference| per embedding
-passed=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
-
-# The shape of a .npy file, as "16, 121".
-npy_shape() {
-    head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*" | sed "s/'shape': (//; s/,$//"
-}
-
-# The float32 values of a .npy file, one a line.
-npy_values() {
-    local header_length
-    header_length=$(od -An -tu2 -j8 -N2 "$1" | tr -d ' ')
-    od -An -v -tf4 -w4 -j$((10 + header_length)) "$1" | tr -d ' '
-}
+. "$(dirname "$0")/../check.sh"
 
 # Largest |a - b| between the values of a .npy file and the first values of another.
 max_difference() { # max_difference GOT.npy EXPECTED.npy

@@ -8,25 +8,13 @@ OTHER_MODEL=$SOURCE/tests/fixtures/nn/nn_bottleneck_f16.safetensors
 WORK=$(mktemp -d "${EAR_TEST_TMP:-/tmp}/http.XXXXXX")
 SERVER_PID=
 PORT=
-passed=0
-failed=0
+. "$(dirname "${BASH_SOURCE[0]}")/../check.sh"
 
 cleanup() {
     [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
 
 finish() {
     echo "$passed passed, $failed failed"

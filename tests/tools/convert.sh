@@ -21,19 +21,7 @@ OUT=$WORK/out
 mkdir -p "$CASE" "$OUT"
 PREFIXES=(--audio-encoder sound_net --audio-head sound_proj
           --image-encoder vision --image-head vision_proj.)
-passed=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "check failed: $what" >&2
-    fi
-}
+. "$(dirname "$0")/../check.sh"
 run() { # run COMMAND...: status in $status, output in $WORK/stdout and $WORK/stderr
     "$@" >"$WORK/stdout" 2>"$WORK/stderr"
     status=$?
