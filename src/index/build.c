@@ -255,19 +255,32 @@ static void free_labels(label_table *t)
     free(t->text);
 }
 
+/* Reads data_dir/folder/name whole: the bytes, and the path in *file (for reports; NULL
+ * when out of memory). Returns NULL with err filled when it cannot. */
+static uint8_t *read_dataset_file(const build_job *job, const char *folder, const char *name,
+                                  char **file, size_t *size, ear_error *err)
+{
+    char *path = path_join(job->data_dir, folder);
+    *file = path ? path_join(path, name) : NULL;
+    free(path);
+    if (!*file) {
+        ear_error_set(err, "out of memory");
+        return NULL;
+    }
+    return ear_file_read(*file, MAX_FILE_BYTES, size, err);
+}
+
 /* Embeds one frame into out; reports and returns -1 when it cannot. */
 static int embed_frame(build_worker *w, const char *name, float *out)
 {
     build_job *job = w->job;
     ear_error err;
     ear_image img = {0};
-    char *path = path_join(job->data_dir, "frames");
-    char *file = path ? path_join(path, name) : NULL;
-    uint8_t *data = NULL;
+    char *file = NULL;
     size_t size;
     int rc = -1;
-    ear_error_set(&err, "out of memory");
-    if (!file || !(data = ear_file_read(file, MAX_FILE_BYTES, &size, &err)))
+    uint8_t *data = read_dataset_file(job, "frames", name, &file, &size, &err);
+    if (!data)
         goto done;
     if (ear_image_decode(data, size, &img, &err) != 0)
         goto done;
@@ -278,7 +291,6 @@ done:
     ear_image_free(&img);
     free(data);
     free(file);
-    free(path);
     return rc;
 }
 
@@ -288,13 +300,11 @@ static int embed_sound(build_worker *w, const char *name, float *out)
     build_job *job = w->job;
     ear_error err;
     ear_audio_clip clip = {0};
-    char *path = path_join(job->data_dir, "audio");
-    char *file = path ? path_join(path, name) : NULL;
-    uint8_t *data = NULL;
+    char *file = NULL;
     size_t size;
     int rc = -1;
-    ear_error_set(&err, "out of memory");
-    if (!file || !(data = ear_file_read(file, MAX_FILE_BYTES, &size, &err)))
+    uint8_t *data = read_dataset_file(job, "audio", name, &file, &size, &err);
+    if (!data)
         goto done;
     ear_audio_decode_options decode;
     ear_audio_decode_options_default(&decode);
@@ -318,7 +328,6 @@ done:
     ear_audio_clip_free(&clip);
     free(data);
     free(file);
-    free(path);
     return rc;
 }
 
