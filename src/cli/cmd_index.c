@@ -37,7 +37,7 @@ static const char search_help[] =
     "  --model M          the Ear model file (the one that built the index)\n"
     "  --index INDEX      the index file\n"
     "  -k K               how many results (default 8)\n"
-    "  --kind KIND        the items searched: audio, image or all (default)\n"
+    "  --kind KIND        the items searched: audio, image (default) or all\n"
     "  --against KIND     the older form: frames (image) or sounds (audio)\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
     "  -h, --help         this text\n";
@@ -207,7 +207,8 @@ int ear_cli_search(int argc, char **argv)
         {"kind", required_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model_path = NULL, *index_path = NULL;
-    ear_query_request req = {.kinds = EAR_INDEX_ALL, .k = 8,
+    /* Images by default, as --against frames was before sounds were items. */
+    ear_query_request req = {.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE), .k = 8,
                              .upload = {.kind = -1, .max_seconds = 60}};
     optind = 0;
     opterr = 0;

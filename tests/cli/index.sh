@@ -120,8 +120,10 @@ check "search frames: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "search frames: k=3" [ "$(result_ids | wc -l)" -eq 3 ]
 check "search frames: ranks" stdout_has '"rank":1,.*"rank":2,.*"rank":3,'
 check "search frames: one JSON line" [ "$(wc -l <"$WORK/stdout")" -eq 1 ]
+run_ear search --model "$MODEL" --index "$INDEX" -k 50 --kind all "$DATA/audio/cow.wav"
+check "search --kind all: every item" [ "$(result_ids | wc -l)" -eq 11 ]
 run_ear search --model "$MODEL" --index "$INDEX" -k 50 "$DATA/audio/cow.wav"
-check "search all (the default): every item" [ "$(result_ids | wc -l)" -eq 11 ]
+check "search without --kind: the frames, as --against frames was" [ "$(result_ids | wc -l)" -eq 6 ]
 run_ear search --model "$MODEL" --index "$INDEX" -k 50 --kind image "$DATA/audio/cow.wav"
 check "search frames: every frame, no more" [ "$(result_ids | wc -l)" -eq 6 ]
 check "search frames: no sound" eval '! result_ids | grep -qx rain'
@@ -152,7 +154,7 @@ check "audio-only model: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "audio-only model: sounds only" stderr_has "(0 images, 5 sounds)"
 check "audio-only model: says why the frames are left out" \
     stderr_has "the model has no image tower: 8 files left out"
-run_ear search --model "$AUDIO_MODEL" --index "$WORK/out/audio-only.index" --kind image \
+run_ear search --model "$AUDIO_MODEL" --index "$WORK/out/audio-only.index" \
     "$DATA/audio/cow.wav"
 check "audio-only index, images asked: exit 1" [ "$status" -eq 1 ]
 check "audio-only index, images asked: says why" stderr_has "the index holds no images"
@@ -235,7 +237,8 @@ mkdir -p "$ORIG/audio/violin/deep/er" "$ORIG/audio/$CAFE" "$ORIG/frames/violin" 
 run_ear index --model "$MODEL" --data "$ORIG" -o "$WORK/out/orig.index"
 check "original layout: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "original layout: every file" stderr_has "6 items (2 images, 4 sounds)"
-run_ear search --model "$MODEL" --index "$WORK/out/orig.index" -k 10 "$ORIG/audio/violin/deep/er/b.wav"
+run_ear search --model "$MODEL" --index "$WORK/out/orig.index" -k 10 --kind all \
+    "$ORIG/audio/violin/deep/er/b.wav"
 check "original layout: a nested sound finds itself, labelled by its first folder" stdout_has \
     "^{\"results\":\[{\"rank\":1,\"id\":\"violin/deep/er/b\",\"kind\":\"audio\",\"label\":\"violin\","
 check "original layout: UTF-8 label and URL" eval \

@@ -45,15 +45,18 @@ done
 # A multipart form with other fields first, and curl's default raw type.
 fetch form -F "note=hello" -F "audio=@$WORK/data/audio/cow.wav" -F "extra=@$WORK/noise.bin" "$(URL /api/search?k=1)"
 check "multipart with other fields: 200 (got $code)" [ "$code" = 200 ]
-check "multipart with other fields: cow first (its own sound)" body_has form '"rank":1,"id":"cow"'
+check "multipart with other fields: cow first" body_has form '"rank":1,"id":"cow"'
 fetch rawform --data-binary "@$WORK/data/audio/cow.wav" "$(URL /api/search?k=1)"
 check "raw body sent as x-www-form-urlencoded: the same answer" [ "$(results rawform)" = "$(results form)" ]
 
 # k: default 8 (the index has 5 items: 3 frames, 2 sounds), 1 to 50, anything else 400.
-fetch k --data-binary "@$WORK/query.webm" "$(URL /api/search)"
+fetch k --data-binary "@$WORK/query.webm" "$(URL /api/search?kind=all)"
 check "no k: every one of the 5 items (got $(ranks k))" [ "$(ranks k)" -eq 5 ]
+fetch k --data-binary "@$WORK/query.webm" "$(URL /api/search)"
+check "no kind: the 3 frames, as against=frames was (got $(ranks k))" \
+    eval '[ "$(ranks k)" -eq 3 ] && ! body_has k "\"url\":\"data/audio"'
 for k in 1 2 50; do
-    fetch k --data-binary "@$WORK/query.webm" "$(URL "/api/search?k=$k")"
+    fetch k --data-binary "@$WORK/query.webm" "$(URL "/api/search?k=$k&kind=all")"
     expected=$((k < 5 ? k : 5))
     check "k=$k: 200 with $expected results (got $code, $(ranks k))" [ "$code" = 200 ] && [ "$(ranks k)" -eq "$expected" ]
 done
