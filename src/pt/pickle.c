@@ -173,6 +173,17 @@ static ear_pt_value *top(vm *m, const char *op)
     return m->stack[m->sp - 1];
 }
 
+/* The container under the items of a MARK that began at first (APPENDS, SETITEMS). */
+static ear_pt_value *under_mark(vm *m, size_t first, const char *op)
+{
+    if (first <= floor_of(m)) {
+        FAIL("%s: data.pkl: %s at byte %zu has no container under its MARK", m->f->path, op,
+             m->opcode_at);
+        return NULL;
+    }
+    return m->stack[first - 1];
+}
+
 /* Ends the innermost MARK: its items are stack[*first .. sp). */
 static int pop_mark(vm *m, const char *op, size_t *first)
 {
@@ -797,7 +808,7 @@ static int run(vm *m)
                 return -1;
             break;
         case 'e': /* APPENDS */
-            if (pop_mark(m, "APPENDS", &first) || !(c = top(m, "APPENDS")))
+            if (pop_mark(m, "APPENDS", &first) || !(c = under_mark(m, first, "APPENDS")))
                 return -1;
             if (c->kind != EAR_PT_KIND_LIST)
                 return FAIL("%s: data.pkl: APPENDS at byte %zu to a %s", m->f->path,
@@ -819,7 +830,7 @@ static int run(vm *m)
             break;
         }
         case 'u': /* SETITEMS */
-            if (pop_mark(m, "SETITEMS", &first) || !(c = top(m, "SETITEMS")))
+            if (pop_mark(m, "SETITEMS", &first) || !(c = under_mark(m, first, "SETITEMS")))
                 return -1;
             if (c->kind != EAR_PT_KIND_DICT || (m->sp - first) % 2)
                 return FAIL("%s: data.pkl: SETITEMS at byte %zu on a %s with %zu items",
