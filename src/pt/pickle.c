@@ -278,6 +278,8 @@ static int push_int(vm *m, int64_t i)
 /* Appends n values to a list, tuple or dict (a dict takes key, value pairs). */
 static int seq_append(vm *m, ear_pt_value *c, ear_pt_value **items, size_t n)
 {
+    if (n == 0) /* an empty MARK: nothing to add (and items may be NULL) */
+        return 0;
     if (c->u.seq.capacity - c->u.seq.count < n) {
         size_t capacity = c->u.seq.capacity ? c->u.seq.capacity : 4;
         while (capacity - c->u.seq.count < n)
@@ -964,8 +966,10 @@ int ear_pt_unpickle(ear_pt_file *f, ear_error *err)
     m.start = m.p = f->pickle->data;
     m.end = m.p + f->pickle->size;
     m.marks = malloc(EAR_PT_MAX_MARKS * sizeof *m.marks);
+    m.stack_capacity = 256; /* never NULL: `stack + first` is then always defined */
+    m.stack = malloc(m.stack_capacity * sizeof *m.stack);
     int status = -1;
-    if (!m.marks) {
+    if (!m.marks || !m.stack) {
         ear_error_set(err, "%s: out of memory", f->path);
         goto done;
     }
