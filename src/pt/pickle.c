@@ -986,7 +986,7 @@ done:
 
 ear_pt_kind ear_pt_value_kind(const ear_pt_value *v)
 {
-    return v->kind;
+    return v ? v->kind : EAR_PT_KIND_NONE;
 }
 
 int64_t ear_pt_value_int(const ear_pt_value *v)

@@ -64,7 +64,9 @@ typedef struct ear_pt_tensor {
     size_t shape[EAR_PT_MAX_DIMS];
     size_t stride[EAR_PT_MAX_DIMS]; /* in elements, as torch has it (may be 0) */
     size_t storage_offset;         /* in elements */
-    size_t numel;                  /* product of shape (1 for a scalar, 0 if any dim is 0) */
+    size_t numel;                  /* product of shape (1 for a scalar, 0 if any dim is 0);
+                                      with a 0 stride it can exceed the storage's elements:
+                                      check it before allocating numel of anything */
     int contiguous;                /* 1 when the elements lie in C order, densely, from data */
     int aligned;                   /* 1 when data is aligned to the element size */
     const uint8_t *data;           /* element [0,...,0] in the map (NULL when numel is 0) */
@@ -88,7 +90,8 @@ const uint8_t *ear_pt_bytes(const ear_pt_file *f, size_t *size);
 /* The object the pickle built (never NULL for an open file). */
 const ear_pt_value *ear_pt_root(const ear_pt_file *f);
 
-/* The kind of v. */
+/* The kind of v. Every accessor takes NULL (what a missing key or item gives): it reads as
+ * None, count 0, no string, no tensor. */
 ear_pt_kind ear_pt_value_kind(const ear_pt_value *v);
 
 /* A bool's or int's value (a bool reads as 0/1); 0 for other kinds. */

@@ -27,16 +27,12 @@ static uint64_t rd64(const uint8_t *p)
 
 uint32_t ear_pt_crc32(const uint8_t *data, size_t size)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) { /* idempotent: racing threads write the same values */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
+    uint32_t table[256]; /* made per call: 2048 steps, and no shared state between threads */
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[i] = c;
     }
     uint32_t c = 0xFFFFFFFFu;
     for (size_t i = 0; i < size; i++)
