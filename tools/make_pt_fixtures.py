@@ -43,7 +43,7 @@ def path(name):
     return os.path.join(OUT, name)
 
 
-def rezip(src, dst, replace=None, drop=(), deflate=()):
+def rezip(src, dst, replace=None, drop=(), deflate=(), add=None):
     """Copies a torch zip entry by entry with Python's zipfile (no 64-byte alignment, no data
     descriptors): a different writer, and a way to put a bad entry in a well-formed zip."""
     replace = replace or {}
@@ -54,6 +54,8 @@ def rezip(src, dst, replace=None, drop=(), deflate=()):
             data = replace.get(info.filename, zin.read(info.filename))
             method = zipfile.ZIP_DEFLATED if info.filename in deflate else zipfile.ZIP_STORED
             zout.writestr(zipfile.ZipInfo(info.filename), data, compress_type=method)
+        for name, data in (add or {}).items():
+            zout.writestr(zipfile.ZipInfo(name), data)
 
 
 def write_zip64(src, dst):
@@ -206,6 +208,11 @@ def main():
     # Refused: a compressed storage; a storage record missing.
     rezip(short, path("deflate.pt"), deflate={folder + "/data/0"})
     rezip(short, path("missing_storage.pt"), drop={folder + "/data/0"})
+    # torch 2's extra records: `byteorder` ("little" read, "big" refused), .data/serialization_id.
+    rezip(short, path("byteorder_little.pt"),
+          add={folder + "/byteorder": b"little", folder + "/.data/serialization_id": b"1234"})
+    rezip(short, path("byteorder_big.pt"), add={folder + "/byteorder": b"big"})
+    expected["byteorder_little.pt"] = {"t": describe(torch.load(short)["t"])}
     os.remove(short)
     # Refused: the legacy (pre-1.6) format.
     torch.save(OrderedDict(t=torch.zeros(2)), path("legacy.pt"),
