@@ -28,7 +28,8 @@ static const char info_help[] =
     "usage: ear info FILE\n\n"
     "What an Ear model or index file holds. A model is checked in full (every tensor, as\n"
     "loading does) and described: configuration, parameters, bytes, dtypes, fingerprint.\n"
-    "An index is described and its tables verified.\n\n"
+    "An index is described and its tables verified. A torch.save .pt file that is not a\n"
+    "model Ear runs is read safely and its entries, tensors and dtypes listed.\n\n"
     "  -h, --help             this text\n";
 
 typedef struct embed_args {
@@ -189,6 +190,7 @@ typedef struct info_kind {
 
 static const info_kind info_kinds[] = {
     {"EARINDEX", ear_cli_info_index},
+    {"PK\3\4", ear_cli_info_pt},
 };
 
 int ear_cli_info(int argc, char **argv)
