@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "http/http.h"
 #include "index/index.h"
+#include "query/query.h"
 #include "nn/nn.h"
 
 static const char serve_help[] =
@@ -24,7 +25,8 @@ static const char serve_help[] =
     "accepting, finish the requests in flight (up to --drain seconds) and exit 0.\n"
     "\n"
     "  --model M            the Ear model file (with an audio tower)\n"
-    "  --index INDEX        the index, built by `ear index` with the same model\n"
+    "  --index INDEX        the index, built by `ear index` with the same model, or the\n"
+    "                       original service's indexed_db.pt (read as it is)\n"
     "  --data DIR           the dataset folder (frames/ and audio/ are served)\n"
     "  --host H             address to listen on (default 127.0.0.1)\n"
     "  --port P             port (default 5001; 0: any free port)\n"
@@ -178,14 +180,16 @@ int ear_cli_serve(int argc, char **argv)
     /* Both towers when the index holds images (image queries, and sounds against
      * them, need the image tower too); the audio tower alone otherwise: a
      * ResNet-50 image tower is most of a model's memory. */
-    int images = 0;
-    ear_index *peek = ear_index_open(o.index_path, NULL, &err);
-    if (!peek) {
-        ear_cli_fail("serve", err.message);
-        goto done;
+    int images = 1; /* the original's indexed_db.pt: read with the model, both towers */
+    if (!ear_query_is_pt(o.index_path)) {
+        ear_index *peek = ear_index_open(o.index_path, NULL, &err);
+        if (!peek) {
+            ear_cli_fail("serve", err.message);
+            goto done;
+        }
+        images = ear_index_rows(peek, EAR_INDEX_IMAGE) > 0;
+        ear_index_close(peek);
     }
-    images = ear_index_rows(peek, EAR_INDEX_IMAGE) > 0;
-    ear_index_close(peek);
     model = images ? ear_nn_model_load(model_path, &err)
                    : ear_nn_model_load_audio(model_path, &err);
     if (!model) {
