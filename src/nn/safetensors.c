@@ -307,3 +307,8 @@ void ear_nn_safetensors_release(const ear_nn_safetensors *file, const void *star
     if (to > from)
         madvise((void *)from, to - from, MADV_DONTNEED);
 }
+
+int ear_nn_tensor_file_open(ear_nn_safetensors *file, const char *path, ear_error *err)
+{
+    return ear_nn_safetensors_open(file, path, err);
+}

@@ -58,6 +58,10 @@ typedef struct ear_nn_safetensors {
  * start with path and name the tensor or key at fault. */
 int ear_nn_safetensors_open(ear_nn_safetensors *file, const char *path, ear_error *err);
 
+/* Opens a model's tensors whatever the container: a torch.save zip (.pt, by its "PK" magic)
+ * read by src/pt into the same table, else safetensors. */
+int ear_nn_tensor_file_open(ear_nn_safetensors *file, const char *path, ear_error *err);
+
 /* Unmaps and frees (safe on a zeroed or closed file). */
 void ear_nn_safetensors_close(ear_nn_safetensors *file);
 
