@@ -1,4 +1,5 @@
 #include "nn/safetensors.h"
+#include "pt/pt.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -268,7 +269,9 @@ void ear_nn_safetensors_close(ear_nn_safetensors *file)
 {
     if (!file)
         return;
-    if (file->map)
+    if (file->pt)
+        ear_pt_close(file->pt);
+    else if (file->map)
         munmap(file->map, file->size);
     cJSON_Delete(file->header);
     free(file->tensors);
@@ -306,9 +309,4 @@ void ear_nn_safetensors_release(const ear_nn_safetensors *file, const void *star
         from = first;
     if (to > from)
         madvise((void *)from, to - from, MADV_DONTNEED);
-}
-
-int ear_nn_tensor_file_open(ear_nn_safetensors *file, const char *path, ear_error *err)
-{
-    return ear_nn_safetensors_open(file, path, err);
 }

@@ -51,6 +51,7 @@ typedef struct ear_nn_safetensors {
     ear_nn_tensor_info *tensors; /* sorted by name */
     size_t count;
     void *header; /* the parsed JSON header (cJSON *) */
+    void *pt;     /* a .pt file's reader (ear_pt_file *), which owns the map; else NULL */
 } ear_nn_safetensors;
 
 /* Maps path and validates the container (header length, JSON, dtypes, shapes, offsets
