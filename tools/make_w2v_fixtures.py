@@ -16,7 +16,9 @@ small enough to commit:
   w2v_ln.pt   layer_norm extractor, conv bias, pre-LN layers (large-lv60k's kind), pos conv
               weight-norm as parametrizations.weight.original0/1 (newer torch's spelling),
               odd kernel; image: Bottleneck [1,2,1,1]
-Both have embed_dim 128 and 2 heads (torchaudio's convention of 64 per head, which Ear
+  w2v_tiny.pt an audio-only model (no image tower), 1 head, 1 layer; and damaged copies of
+              it: refuse_missing.pt, refuse_misshapen.pt, refuse_unknown.pt, refuse_extra.pt
+The first two have embed_dim 128 and 2 heads (torchaudio's convention of 64 per head, which Ear
 assumes: heads are not visible in a state_dict).
 
 Every expected embedding is computed as the original computes it: sounds through the
@@ -167,6 +169,52 @@ def build_small(c):
     return model.eval()
 
 
+def build_tiny():
+    """An audio-only model (no image_encoder.*): extractor 8 wide, width 64 (1 head), 1 layer."""
+    torch.manual_seed(4)
+    gen = torch.Generator().manual_seed(104)
+    w2v = torchaudio.models.wav2vec2_model(
+        extractor_mode="group_norm",
+        extractor_conv_layer_config=[(8, 10, 5)] + [(8, 3, 2)] * 4 + [(8, 2, 2)] * 2,
+        extractor_conv_bias=False, encoder_embed_dim=64, encoder_projection_dropout=0.0,
+        encoder_pos_conv_kernel=8, encoder_pos_conv_groups=4, encoder_num_layers=1,
+        encoder_num_heads=1, encoder_attention_dropout=0.0, encoder_ff_interm_features=96,
+        encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_norm_first=False,
+        encoder_layer_drop=0.0, aux_num_out=None)
+
+    class AudioOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.audio_encoder = AudioEncoder(w2v)
+            self.audio_proj = ProjectionHead(64, 16)
+
+        def encode_audio(self, wav):
+            with torch.no_grad():
+                return self.audio_proj(self.audio_encoder(wav))
+
+    model = AudioOnly()
+    randomise(model, gen)
+    return model.eval()
+
+
+def write_refusals(out):
+    """Damaged copies of the tiny model, each refused with a message naming the tensor."""
+    sd = build_tiny().state_dict()
+    missing = type(sd)((k, v) for k, v in sd.items()
+                       if k != "audio_encoder.model.encoder.transformer.layers.0.feed_forward."
+                               "output_dense.weight")
+    torch.save(missing, os.path.join(out, "refuse_missing.pt"))
+    bad = type(sd)(sd)
+    bad["audio_encoder.model.encoder.transformer.layers.0.attention.k_proj.weight"] = \
+        torch.zeros(64, 32)
+    torch.save(bad, os.path.join(out, "refuse_misshapen.pt"))
+    unknown = type(sd)([("encoder.weight", torch.zeros(4, 4)), ("head.bias", torch.zeros(4))])
+    torch.save(unknown, os.path.join(out, "refuse_unknown.pt"))
+    extra = type(sd)(sd)
+    extra["audio_encoder.model.encoder.transformer.extra.weight"] = torch.zeros(3)
+    torch.save(extra, os.path.join(out, "refuse_extra.pt"))
+
+
 def build_full():
     torch.manual_seed(3)
     gen = torch.Generator().manual_seed(103)
@@ -298,6 +346,11 @@ def main():
                 np.save(os.path.join(OUT, f"{name}_{n}.npy"),
                         embed_image(model, os.path.join(OUT, n)))
             print(name, sum(v.numel() for v in model.state_dict().values()), "values")
+        tiny = build_tiny()
+        torch.save(tiny.state_dict(), os.path.join(OUT, "w2v_tiny.pt"))
+        for n in ("s_3s.flac", "s_0.3s.wav"):
+            np.save(os.path.join(OUT, f"w2v_tiny_{n}.npy"), embed_sound(tiny, waves[n]))
+        write_refusals(OUT)
 
 
 if __name__ == "__main__":

@@ -760,7 +760,10 @@ static void describe_head(FILE *out, const ear_nn_head_config *h, int features, 
 void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
 {
     const ear_nn_config *c = &m->config;
-    fprintf(out, "Ear model (format avclip, version 1)\n");
+    if (c->family == EAR_NN_FAMILY_W2V)
+        fprintf(out, "AudioVisualCLIP (the original's model: wav2vec2 + torchvision ResNet)\n");
+    else
+        fprintf(out, "Ear model (format avclip, version 1)\n");
     fprintf(out, "  fingerprint    %s\n", m->fingerprint);
     fprintf(out, "  file           %zu bytes, %zu tensors (", m->file_bytes, m->tensor_count);
     int first = 1;
@@ -776,7 +779,26 @@ void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
     if (m->has_logit_scale)
         fprintf(out, "  logit_scale    %.6g (temperature 1/%.4g)\n", m->logit_scale,
                 exp(m->logit_scale));
-    if (c->has_audio) {
+    if (c->has_audio && m->w2v) {
+        const ear_nn_w2v_config *w = &c->w2v;
+        fprintf(out, "  audio tower    wav2vec2 (torchaudio Wav2Vec2Model), raw %d Hz wave, the "
+                     "first %g s\n", w->sample_rate, w->max_seconds);
+        fprintf(out, "    extractor    %d convs (%s, conv bias %s):", w->conv_count,
+                w->layer_norm_extractor ? "layer_norm" : "group_norm",
+                w->conv_bias ? "yes" : "no");
+        for (int i = 0; i < w->conv_count; i++)
+            fprintf(out, " (%d,%d,%d)", w->conv_channels[i], w->conv_kernel[i], w->conv_stride[i]);
+        fprintf(out, "; clips from %zu samples\n", ear_nn_w2v_min_samples(m->w2v));
+        fprintf(out, "    encoder      width %d, %d layers, %d heads (assumed: width / 64 unless "
+                     "configured), ffn %d, %s; positional conv kernel %d, %d groups\n",
+                w->embed, w->layers, w->heads, w->ffn,
+                w->layer_norm_first ? "pre-LN" : "post-LN", w->pos_kernel, w->pos_groups);
+        fprintf(out, "    output       last layer averaged over frames\n");
+        fprintf(out, "    head         linear %d -> %d (audio_proj.proj), L2\n", w->embed,
+                c->embed_dim);
+        fprintf(out, "    weights      %zu bytes (%s matrix products)\n",
+                ear_nn_w2v_weight_bytes(m->w2v), ear_nn_weights_name(weight_type));
+    } else if (c->has_audio) {
         const ear_audio_mel_config *a = &c->mel;
         fprintf(out, "  audio tower\n");
         fprintf(out, "    log-mel      %d Hz, n_fft %d, win_length %d, hop_length %d, %d mels "
@@ -793,6 +815,9 @@ void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
     }
     if (c->has_image) {
         fprintf(out, "  image tower\n");
+        if (c->image_resize)
+            fprintf(out, "    resize       short side to %d (PIL bilinear, antialiased), centre "
+                         "crop:\n", c->image_resize);
         fprintf(out, "    input        %dx%d RGB, mean [%g, %g, %g], std [%g, %g, %g]\n",
                 c->image_size, c->image_size, c->image_mean[0], c->image_mean[1],
                 c->image_mean[2], c->image_std[0], c->image_std[1], c->image_std[2]);

@@ -9,3 +9,5 @@ target_link_options(test_nn_alloc PRIVATE
   -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
 ear_test(nn_audio_only SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_audio_only.c LIBS ear_nn)
 ear_test(nn_backend SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_backend.c LIBS ear_nn)
+# The original's model family (tools/make_w2v_fixtures.py): wav2vec2 + torchvision ResNet.
+ear_test(nn_w2v SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_w2v.c LIBS ear_nn ear_audio ear_image)
