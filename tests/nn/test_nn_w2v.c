@@ -141,7 +141,7 @@ static void check_model(const char *model_name, int has_image)
     }
     /* Shorter than one frame of the feature extractor: refused, named. */
     if (s) {
-        float wave[399] = {0};
+        float wave[400] = {0};
         EAR_CHECK(ear_nn_model_min_samples(m) == 400);
         EAR_CHECK(ear_nn_embed_audio(s, wave, 399, got, &err) == -1);
         EAR_CHECK_MSG(strstr(err.message, "too short") != NULL, "message: %s", err.message);
