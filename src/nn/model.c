@@ -545,7 +545,8 @@ static int detect_w2v(const ear_nn_safetensors *file, ear_nn_config *c, const ch
                                            "feature_extractor.conv_layers.0.conv.weight") != NULL;
     c->has_image = ear_nn_safetensors_find(file, "image_encoder.0.weight") != NULL;
     if (!c->has_audio && !c->has_image)
-        return ear_error_set(err, "%s: unknown architecture: neither an Ear model (no ear.config) "
+        return ear_error_set(err, "%s: unknown architecture: neither an Ear model (__metadata__ has no "
+                                  "ear.format, ear.version, ear.config) "
                                   "nor the original's AudioVisualCLIP (no tensor "
                                   "audio_encoder.model.feature_extractor.conv_layers.0.conv.weight"
                                   " or image_encoder.0.weight)",
@@ -587,8 +588,11 @@ static int read_config(const ear_nn_safetensors *file, ear_nn_config *c, const c
     const char *config = ear_nn_safetensors_metadata(file, "ear.config");
     memset(c, 0, sizeof *c);
     c->w2v.layer_norm_first = -1;
-    if (!config)
+    if (!config && !ear_nn_safetensors_metadata(file, "ear.format") &&
+        !ear_nn_safetensors_metadata(file, "ear.version"))
         return detect_w2v(file, c, path, err);
+    if (!config)
+        return read_metadata(file, c, path, err);
     int heads = 0, first = -1;
     if (ear_nn_config_family(config, &heads, &first)) {
         c->w2v.heads = heads;
