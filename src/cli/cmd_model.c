@@ -148,7 +148,9 @@ int ear_cli_embed(int argc, char **argv)
     ear_error err;
     if (a.weights && ear_nn_set_weight_type(a.weights, &err) != 0)
         return ear_cli_usage_error("embed", "--weights: %s", err.message);
-    ear_nn_model *model = ear_nn_model_load(a.model, &err);
+    /* Only the tower the file needs: most of the original model's memory is the other one. */
+    ear_nn_model *model = a.audio ? ear_nn_model_load_audio(a.model, &err)
+                                  : ear_nn_model_load_image(a.model, &err);
     if (!model) {
         fprintf(stderr, "ear: %s\n", err.message);
         return EAR_EXIT_FAILED;

@@ -602,7 +602,9 @@ static int read_config(const ear_nn_safetensors *file, ear_nn_config *c, const c
     return read_metadata(file, c, path, err);
 }
 
-static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
+enum { LOAD_BOTH, LOAD_AUDIO, LOAD_IMAGE };
+
+static ear_nn_model *load(const char *path, int which, ear_error *err)
 {
     ear_nn_blas_prepare();
     ear_nn_safetensors file = {0};
@@ -650,7 +652,15 @@ static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
             goto fail;
         }
     }
-    if (c->has_audio && w2v) {
+    if (c->has_audio && w2v && which == LOAD_IMAGE) {
+        /* Not converted, so not checked either: only the image tower is wanted. */
+        size_t n = strlen(W2V_PREFIX), h = strlen(W2V_HEAD ".");
+        for (size_t i = 0; i < file.count; i++)
+            if (strncmp(file.tensors[i].name, W2V_PREFIX, n) == 0 ||
+                strncmp(file.tensors[i].name, W2V_HEAD ".", h) == 0)
+                used[i] = 1;
+        m->config.has_audio = 0;
+    } else if (c->has_audio && w2v) {
         m->segment_samples = (size_t)(c->w2v.max_seconds * c->w2v.sample_rate);
         m->w2v = ear_nn_w2v_load(&file, used, W2V_PREFIX, W2V_HEAD, &c->w2v, c->embed_dim,
                                  weight_type, path, err);
@@ -660,7 +670,7 @@ static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
     if (check_tensors(&file, &sources, m, used, path, err) != 0)
         goto fail;
     fingerprint(&file, m->fingerprint);
-    if (audio_only && c->has_audio) {
+    if (which == LOAD_AUDIO && c->has_audio) {
         /* The image tower was checked with the rest of the file; it is not converted, and the
          * model then has none (no weights, no room for it in the sessions' arenas). */
         if (load_weights(m, &file, &sources, audio_convs, audio_linears, path, err) != 0)
@@ -686,12 +696,17 @@ fail:
 
 ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
 {
-    return load(path, 0, err);
+    return load(path, LOAD_BOTH, err);
 }
 
 ear_nn_model *ear_nn_model_load_audio(const char *path, ear_error *err)
 {
-    return load(path, 1, err);
+    return load(path, LOAD_AUDIO, err);
+}
+
+ear_nn_model *ear_nn_model_load_image(const char *path, ear_error *err)
+{
+    return load(path, LOAD_IMAGE, err);
 }
 
 void ear_nn_model_free(ear_nn_model *m)

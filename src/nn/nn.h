@@ -23,6 +23,10 @@ ear_nn_model *ear_nn_model_load(const char *path, ear_error *err);
  * embeds sounds only: a ResNet-50 image tower is most of a model's memory. */
 ear_nn_model *ear_nn_model_load_audio(const char *path, ear_error *err);
 
+/* For `ear embed --image`: the image tower alone is checked and converted; a wav2vec2 audio
+ * tower is neither (for the compact family, as ear_nn_model_load). */
+ear_nn_model *ear_nn_model_load_image(const char *path, ear_error *err);
+
 /* Frees a model (NULL is fine). Its sessions must be freed first. */
 void ear_nn_model_free(ear_nn_model *m);
 
