@@ -48,69 +48,6 @@ static const char search_help[] =
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
     "  -h, --help         this text\n";
 
-/* Progress on stderr: a bar redrawn in place on a terminal, a plain line every
- * 10% or 5 s otherwise (logs, CI). */
-typedef struct progress_display {
-    int terminal;
-    int bar_shown;           /* a bar is on the current line */
-    double last_line_ms;
-    size_t next_tenth;       /* plain lines: the next 10% step to report */
-} progress_display;
-
-static void format_duration(double seconds, char *out, size_t size)
-{
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600)
-        snprintf(out, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else
-        snprintf(out, size, "%ld:%02ld", s / 60, s % 60);
-}
-
-static void show_progress(void *user, size_t done, size_t total, double elapsed_ms)
-{
-    progress_display *p = user;
-    double rate = elapsed_ms > 0 ? (double)done / (elapsed_ms / 1000.0) : 0;
-    char left[32] = "?";
-    if (rate > 0)
-        format_duration((double)(total - done) / rate, left, sizeof left);
-    if (p->terminal) {
-        enum { WIDTH = 30 };
-        char bar[WIDTH + 1];
-        size_t filled = total ? done * WIDTH / total : WIDTH;
-        for (size_t i = 0; i < WIDTH; i++)
-            bar[i] = i < filled ? '#' : '.';
-        bar[WIDTH] = 0;
-        fprintf(stderr, "\r\033[K[%s] %zu/%zu items  %.1f items/s  %s left", bar, done, total,
-                rate, left);
-        p->bar_shown = 1;
-        if (done == total) {
-            fputc('\n', stderr);
-            p->bar_shown = 0;
-        }
-        fflush(stderr);
-        return;
-    }
-    size_t tenth = total ? done * 10 / total : 10;
-    if (tenth < p->next_tenth && elapsed_ms - p->last_line_ms < 5000 && done != total)
-        return;
-    if (done == total && p->next_tenth > 10)
-        return; /* the 100% line is out already */
-    fprintf(stderr, "ear index: %zu/%zu items (%zu%%), %.1f items/s, %s left\n", done, total,
-            total ? done * 100 / total : 100, rate, left);
-    p->last_line_ms = elapsed_ms;
-    p->next_tenth = tenth + 1;
-}
-
-static void show_problem(void *user, const char *file, const char *reason)
-{
-    progress_display *p = user;
-    if (p->bar_shown) {
-        fputs("\r\033[K", stderr);
-        p->bar_shown = 0;
-    }
-    fprintf(stderr, "ear index: skipped %s: %s\n", file, reason);
-}
-
 /* Refuses to replace something that is not an index: -o pointing at a model
  * or a photo by mistake must not destroy it. */
 static int check_replaceable(const char *path)
@@ -204,9 +141,10 @@ int ear_cli_index(int argc, char **argv)
     ear_nn_model *model = ear_nn_model_load(model_path, &err);
     if (!model)
         return ear_cli_fail(model_path, err.message);
-    progress_display display = {.terminal = isatty(STDERR_FILENO), .next_tenth = 1};
-    o.progress = show_progress;
-    o.problem = show_problem;
+    ear_cli_progress display;
+    ear_cli_progress_init(&display, "ear index");
+    o.progress = ear_cli_progress_show;
+    o.problem = ear_cli_progress_problem;
     o.user = &display;
     ear_query_build_summary summary;
     int status = EAR_EXIT_OK;
