@@ -37,7 +37,7 @@ run "$PYTHON" "$TOOL" --model "$MODEL" --data "$FIXTURES/seed_data" "$FIXTURES/s
 check "seed: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "seed: as committed" cmp -s "$WORK/seed.index" "$FIXTURES/seed.earindex"
 check "seed: no temporary" [ -z "$(ls -A "$WORK" | grep '\.tmp\.')" ]
-run "$EAR" search --model "$MODEL" --index "$WORK/seed.index" -k 10 "$WORK/query.wav"
+run "$EAR" search --model "$MODEL" --index "$WORK/seed.index" -k 10 --kind all "$WORK/query.wav"
 check "seed: ear search accepts it ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "seed: five results" [ "$(result_ids | wc -l)" -eq 5 ]
 check "seed: labels" stdout_has '"label":"café"'
