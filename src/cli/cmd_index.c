@@ -1,6 +1,5 @@
 /* ear index, ear search, and `ear info` for index files. */
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,50 +85,34 @@ static int import_original(const char *pt, const char *model_path, const char *d
 
 int ear_cli_index(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"model", required_argument, 0, 'm'},       {"data", required_argument, 0, 'd'},
-        {"output", required_argument, 0, 'o'},      {"jobs", required_argument, 0, 'j'},
-        {"dtype", required_argument, 0, 't'},       {"max-seconds", required_argument, 0, 's'},
-        {"import", required_argument, 0, 'I'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     const char *model_path = NULL, *data = NULL, *output = NULL, *import = NULL;
+    const char *dtype = "f32";
     ear_query_build_options o;
     ear_query_build_options_default(&o);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o.jobs = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "o:j:h", options, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'd': data = optarg; break;
-        case 'o': output = optarg; break;
-        case 'j':
-            if (ear_cli_parse_int(optarg, 1, 256, &o.jobs) != 0)
-                return ear_cli_usage_error("index", "--jobs must be 1 to 256");
-            break;
-        case 't':
-            if (strcmp(optarg, "f32") == 0)
-                o.dtype = EAR_INDEX_F32;
-            else if (strcmp(optarg, "f16") == 0)
-                o.dtype = EAR_INDEX_F16;
-            else
-                return ear_cli_usage_error("index", "--dtype must be f32 or f16");
-            break;
-        case 's':
-            if (ear_cli_parse_double(optarg, 0, 86400, &o.max_seconds) != 0)
-                return ear_cli_usage_error("index", "--max-seconds must be 0 to 86400");
-            break;
-        case 'I': import = optarg; break;
-        case 'h': fputs(index_help, stdout); return EAR_EXIT_OK;
-        default:
-            return ear_cli_usage_error("index", "unknown option or missing value: '%s'",
-                                       argv[optind - 1]);
-        }
-    }
-    if (optind != argc)
-        return ear_cli_usage_error("index", "unexpected argument '%s'", argv[optind]);
+    const ear_cli_option options[] = {
+        {"model", EAR_CLI_OPT_STRING, 1, 0, &model_path, 0},
+        {"data", EAR_CLI_OPT_STRING, 1, 0, &data, 0},
+        {"output", EAR_CLI_OPT_STRING, 1, 0, &output, 'o'},
+        {"jobs", EAR_CLI_OPT_INT, 1, 256, &o.jobs, 'j'},
+        {"dtype", EAR_CLI_OPT_STRING, 1, 0, &dtype, 0},
+        {"max-seconds", EAR_CLI_OPT_DOUBLE, 0, 86400, &o.max_seconds, 0},
+        {"import", EAR_CLI_OPT_STRING, 1, 0, &import, 0},
+    };
+    int first = argc;
+    int parsed = ear_cli_parse_options("index", argc, argv, options,
+                                       sizeof options / sizeof options[0], index_help, &first);
+    if (parsed >= 0)
+        return parsed;
+    if (first != argc)
+        return ear_cli_usage_error("index", "unexpected argument '%s'", argv[first]);
+    if (strcmp(dtype, "f32") == 0)
+        o.dtype = EAR_INDEX_F32;
+    else if (strcmp(dtype, "f16") == 0)
+        o.dtype = EAR_INDEX_F16;
+    else
+        return ear_cli_usage_error("index", "--dtype must be f32 or f16");
     if (!model_path || !data || !output)
         return ear_cli_usage_error("index", "--model, --data and -o are required");
     if (check_replaceable(output) != 0)
@@ -169,61 +152,45 @@ int ear_cli_index(int argc, char **argv)
 
 int ear_cli_search(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"model", required_argument, 0, 'm'},   {"index", required_argument, 0, 'i'},
-        {"against", required_argument, 0, 'a'}, {"max-seconds", required_argument, 0, 's'},
-        {"kind", required_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
-        {"data", required_argument, 0, 'd'},    {0, 0, 0, 0}};
     const char *model_path = NULL, *index_path = NULL, *data_dir = NULL;
+    const char *against = NULL, *kind = NULL;
     /* Images by default, as --against frames was before sounds were items. */
     ear_query_request req = {.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE), .k = 8,
                              .upload = {.kind = -1, .max_seconds = 60}};
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "k:h", options, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'i': index_path = optarg; break;
-        case 'd': data_dir = optarg; break;
-        case 'k':
-            if (ear_cli_parse_int(optarg, 1, 10000, &req.k) != 0)
-                return ear_cli_usage_error("search", "-k must be 1 to 10000");
-            break;
-        case 'a':
-            if (strcmp(optarg, "frames") == 0)
-                req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
-            else if (strcmp(optarg, "sounds") == 0)
-                req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
-            else
-                return ear_cli_usage_error("search", "--against must be frames or sounds");
-            break;
-        case 'K':
-            if (strcmp(optarg, "image") == 0)
-                req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
-            else if (strcmp(optarg, "audio") == 0)
-                req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
-            else if (strcmp(optarg, "all") == 0)
-                req.kinds = EAR_INDEX_ALL;
-            else
-                return ear_cli_usage_error("search", "--kind must be audio, image or all");
-            break;
-        case 's':
-            if (ear_cli_parse_double(optarg, 0, 86400, &req.upload.max_seconds) != 0)
-                return ear_cli_usage_error("search", "--max-seconds must be 0 to 86400");
-            break;
-        case 'h': fputs(search_help, stdout); return EAR_EXIT_OK;
-        default:
-            return ear_cli_usage_error("search", "unknown option or missing value: '%s'",
-                                       argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return ear_cli_usage_error("search", optind >= argc ? "no input FILE"
-                                                            : "one input FILE only");
+    const ear_cli_option options[] = {
+        {"model", EAR_CLI_OPT_STRING, 1, 0, &model_path, 0},
+        {"index", EAR_CLI_OPT_STRING, 1, 0, &index_path, 0},
+        {"data", EAR_CLI_OPT_STRING, 1, 0, &data_dir, 0},
+        {"k", EAR_CLI_OPT_INT, 1, 10000, &req.k, 'k'},
+        {"against", EAR_CLI_OPT_STRING, 1, 0, &against, 0},
+        {"kind", EAR_CLI_OPT_STRING, 1, 0, &kind, 0},
+        {"max-seconds", EAR_CLI_OPT_DOUBLE, 0, 86400, &req.upload.max_seconds, 0},
+    };
+    int first = argc;
+    int parsed = ear_cli_parse_options("search", argc, argv, options,
+                                       sizeof options / sizeof options[0], search_help, &first);
+    if (parsed >= 0)
+        return parsed;
+    if (against && strcmp(against, "frames") == 0)
+        req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
+    else if (against && strcmp(against, "sounds") == 0)
+        req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
+    else if (against)
+        return ear_cli_usage_error("search", "--against must be frames or sounds");
+    if (kind && strcmp(kind, "image") == 0)
+        req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
+    else if (kind && strcmp(kind, "audio") == 0)
+        req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
+    else if (kind && strcmp(kind, "all") == 0)
+        req.kinds = EAR_INDEX_ALL;
+    else if (kind)
+        return ear_cli_usage_error("search", "--kind must be audio, image or all");
+    if (first != argc - 1)
+        return ear_cli_usage_error("search", first >= argc ? "no input FILE"
+                                                           : "one input FILE only");
     if (!model_path || !index_path)
         return ear_cli_usage_error("search", "--model and --index are required");
-    const char *input = argv[optind];
+    const char *input = argv[first];
 
     ear_error err;
     ear_nn_model *model = NULL;

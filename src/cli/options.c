@@ -63,41 +63,76 @@ static int out_of_range(const char *command, const ear_cli_option *o)
     }
 }
 
+/* The option named arg (after "--" or "-"), or NULL. */
+static const ear_cli_option *find(const ear_cli_option *options, size_t count, const char *arg,
+                                  size_t *name_length)
+{
+    if (arg[1] != '-') { /* -k VALUE or -kVALUE */
+        *name_length = 1;
+        for (size_t k = 0; k < count; k++)
+            if (options[k].short_name && options[k].short_name == arg[1])
+                return &options[k];
+        return NULL;
+    }
+    const char *name = arg + 2, *equals = strchr(name, '=');
+    *name_length = equals ? (size_t)(equals - name) : strlen(name);
+    for (size_t k = 0; k < count; k++)
+        if (strlen(options[k].name) == *name_length &&
+            strncmp(options[k].name, name, *name_length) == 0)
+            return &options[k];
+    return NULL;
+}
+
 int ear_cli_parse_options(const char *command, int argc, char **argv,
                           const ear_cli_option *options, size_t count, const char *help,
                           int *first_operand)
 {
-    int i = 1;
-    for (; i < argc; i++) {
+    /* Operands may come before, between or after the options (as getopt_long
+     * allows): they are gathered here and moved to the end of argv. */
+    char **operands = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *operands);
+    int n = 0, status = -1;
+    if (!operands)
+        return ear_cli_fail(command, "out of memory");
+    for (int i = 1; i < argc && status < 0; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--") == 0) {
-            i++;
+            while (++i < argc)
+                operands[n++] = argv[i];
             break;
         }
-        if (arg[0] != '-' || arg[1] == 0)
-            break;
+        if (arg[0] != '-' || arg[1] == 0) {
+            operands[n++] = argv[i];
+            continue;
+        }
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             fputs(help, stdout);
-            return EAR_EXIT_OK;
+            status = EAR_EXIT_OK;
+            break;
         }
-        if (strncmp(arg, "--", 2) != 0)
-            return ear_cli_usage_error(command, "unknown option '%s'", arg);
-        const char *name = arg + 2, *equals = strchr(name, '=');
-        size_t name_length = equals ? (size_t)(equals - name) : strlen(name);
-        const ear_cli_option *o = NULL;
-        for (size_t k = 0; k < count && !o; k++)
-            if (strlen(options[k].name) == name_length &&
-                strncmp(options[k].name, name, name_length) == 0)
-                o = &options[k];
-        if (!o)
-            return ear_cli_usage_error(command, "unknown option '%.*s'", (int)name_length + 2,
-                                       arg);
-        const char *value = equals ? equals + 1 : i + 1 < argc ? argv[++i] : NULL;
+        size_t name_length;
+        const ear_cli_option *o = find(options, count, arg, &name_length);
+        if (!o) {
+            status = ear_cli_usage_error(command, "unknown option '%.*s'",
+                                         (int)name_length + (arg[1] == '-' ? 2 : 1), arg);
+            break;
+        }
+        const char *value;
+        if (arg[1] != '-')
+            value = arg[2] ? arg + 2 : i + 1 < argc ? argv[++i] : NULL;
+        else
+            value = arg[2 + name_length] == '=' ? arg + 3 + name_length
+                    : i + 1 < argc              ? argv[++i]
+                                                : NULL;
         if (!value)
-            return ear_cli_usage_error(command, "--%s needs a value", o->name);
-        if (store(o, value) != 0)
-            return out_of_range(command, o);
+            status = ear_cli_usage_error(command, "--%s needs a value", o->name);
+        else if (store(o, value) != 0)
+            status = out_of_range(command, o);
     }
-    *first_operand = i;
-    return -1;
+    if (status < 0) {
+        for (int j = 0; j < n; j++)
+            argv[argc - n + j] = operands[j];
+        *first_operand = argc - n;
+    }
+    free(operands);
+    return status;
 }
