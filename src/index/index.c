@@ -3,14 +3,9 @@
  * offset read later is bounds-checked where it is used. */
 #include "index/index.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "index/format.h"
 
@@ -25,7 +20,8 @@ typedef struct index_kind {
 } index_kind;
 
 struct ear_index {
-    uint8_t *map;
+    ear_file_mapping file;  /* the whole file, read-only */
+    const uint8_t *map;
     size_t size;
     size_t count;
     int dim;
@@ -165,39 +161,20 @@ static int read_header(ear_index *idx, const char *path, ear_error *err)
 ear_index *ear_index_open(const char *path, const char *fingerprint, ear_error *err)
 {
     ear_index *idx = calloc(1, sizeof *idx);
-    int fd = -1;
     if (!idx) {
         ear_error_set(err, "%s: out of memory", path);
         goto fail;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        ear_error_set(err, "%s: %s", path, strerror(errno));
+    /* core's helper: opened, checked to be a regular file, mapped whole. */
+    if (ear_file_map(path, 1, &idx->file, err) != 0)
         goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ear_error_set(err, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        ear_error_set(err, "%s: too large to map", path);
-        goto fail;
-    }
-    idx->size = (size_t)st.st_size;
+    idx->map = idx->file.data;
+    idx->size = idx->file.size;
     if (idx->size < 8) {
         ear_error_set(err, "%s: not an Ear index (%zu bytes, no \"%s\" magic)", path, idx->size,
                       EAR_INDEX_MAGIC);
         goto fail;
     }
-    idx->map = mmap(NULL, idx->size, PROT_READ, MAP_SHARED, fd, 0);
-    if (idx->map == MAP_FAILED) {
-        idx->map = NULL;
-        ear_error_set(err, "%s: cannot map: %s", path, strerror(errno));
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
     if (memcmp(idx->map, EAR_INDEX_MAGIC, 8) != 0) {
         ear_error_set(err, "%s: not an Ear index (no \"%s\" magic)", path, EAR_INDEX_MAGIC);
         goto fail;
@@ -218,8 +195,6 @@ ear_index *ear_index_open(const char *path, const char *fingerprint, ear_error *
     }
     return idx;
 fail:
-    if (fd >= 0)
-        close(fd);
     ear_index_close(idx);
     return NULL;
 }
@@ -228,8 +203,7 @@ void ear_index_close(ear_index *idx)
 {
     if (!idx)
         return;
-    if (idx->map)
-        munmap(idx->map, idx->size);
+    ear_file_unmap(&idx->file);
     free(idx);
 }
 
