@@ -56,7 +56,8 @@ typedef struct ear_cli_option {
 } ear_cli_option;
 
 /* Reads argv[1..] against the table (-h and --help print help); the operands,
- * wherever they were, are moved to the end of argv, from *first_operand on. Returns -1 to go on, else the exit status to return now (help
+ * wherever they were, are moved to the end of argv, from *first_operand on. Returns
+ * -1 to go on, else the exit status to return now (help
  * shown, or a usage error said with what the option accepts). */
 int ear_cli_parse_options(const char *command, int argc, char **argv,
                           const ear_cli_option *options, size_t count, const char *help,

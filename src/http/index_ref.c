@@ -39,6 +39,14 @@ ear_http_index_ref *ear_http_index_open(ear_http_server *server, ear_error *err)
         goto fail;
     if (note[0])
         fprintf(stderr, "ear serve: %s\n", note);
+    /* The towers were chosen at start for the index then (http.h): one that now
+     * holds images while only the audio tower was loaded answers image queries
+     * with 400 until a restart. */
+    if (ear_index_rows(index, EAR_INDEX_IMAGE) > 0 &&
+        !ear_nn_model_config(server->model)->has_image)
+        fprintf(stderr, "ear serve: %s holds images but the model was loaded without its image "
+                        "tower: image queries are refused until ear serve restarts\n",
+                server->index_path);
     if (ear_index_verify(index, err) != 0)
         goto fail;
     if (ear_index_count(index) == 0) {

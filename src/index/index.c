@@ -416,12 +416,12 @@ int ear_index_search(const ear_index *idx, unsigned kinds, const float *query, i
     for (int kind = 0; kind < EAR_INDEX_KINDS; kind++)
         if (kinds & EAR_INDEX_MASK(kind))
             searched += idx->kinds[kind].rows;
-    if (searched == 0)
+    if (searched == 0) {
+        ear_index_kind only =
+            kinds == EAR_INDEX_MASK(EAR_INDEX_IMAGE) ? EAR_INDEX_IMAGE : EAR_INDEX_AUDIO;
         return ear_error_set(err, "the index holds no %s items",
-                             kinds == EAR_INDEX_ALL ? "searchable"
-                                                    : kind_name(kinds == EAR_INDEX_MASK(EAR_INDEX_IMAGE)
-                                                                    ? EAR_INDEX_IMAGE
-                                                                    : EAR_INDEX_AUDIO));
+                             kinds == EAR_INDEX_ALL ? "searchable" : kind_name(only));
+    }
 
     float scores[SEARCH_BLOCK_ROWS];
     size_t dim = (size_t)idx->dim;
