@@ -347,7 +347,10 @@ int ear_index_verify(const ear_index *idx, ear_error *err)
 void ear_index_describe(const ear_index *idx, FILE *out)
 {
     fprintf(out, "Ear index (format version %d)\n", EAR_INDEX_VERSION);
-    fprintf(out, "  fingerprint    %s (the model that built it)\n", idx->fingerprint);
+    fprintf(out, "  fingerprint    %s (%s)\n", idx->fingerprint,
+            strcmp(idx->fingerprint, EAR_INDEX_NO_FINGERPRINT) == 0
+                ? "none: imported from the original's indexed_db.pt"
+                : "the model that built it");
     fprintf(out, "  items          %zu\n", idx->count);
     fprintf(out, "  images         %zu\n", idx->kinds[EAR_INDEX_IMAGE].rows);
     fprintf(out, "  sounds         %zu\n", idx->kinds[EAR_INDEX_AUDIO].rows);
