@@ -21,9 +21,10 @@ int ear_cli_serve(int argc, char **argv);
 /* `ear info` for a file starting with "EARINDEX": describes and verifies it. */
 int ear_cli_info_index(const char *path);
 
-/* `ear info` for a torch.save zip ("PK\3\4") that no model reader took: what the .pt
- * reader sees (top-level entries, tensor count, dtypes, bytes), or why it refuses it. */
-int ear_cli_info_pt(const char *path);
+/* `ear info` for a torch.save zip that the model loader did not take (not_model: its reason):
+ * what the .pt reader sees (top-level entries, tensor count, dtypes, bytes), or why the
+ * reader refuses the file (exit 1). */
+int ear_cli_info_pt(const char *path, const char *not_model);
 
 /* Prints `ear: <what>: <why>` on stderr and returns EAR_EXIT_FAILED. */
 int ear_cli_fail(const char *what, const char *why);

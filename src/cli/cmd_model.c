@@ -176,10 +176,12 @@ done:
     return status;
 }
 
-static int info_model(const char *path)
+static int info_model(const char *path, int zip)
 {
     ear_error err;
     ear_nn_model *model = ear_nn_model_load(path, &err);
+    if (!model && zip) /* a torch.save file, but no model Ear runs: what it holds */
+        return ear_cli_info_pt(path, err.message);
     if (!model) {
         fprintf(stderr, "ear: %s\n", err.message);
         return EAR_EXIT_FAILED;
@@ -198,7 +200,6 @@ typedef struct info_kind {
 
 static const info_kind info_kinds[] = {
     {"EARINDEX", ear_cli_info_index},
-    {"PK\3\4", ear_cli_info_pt},
 };
 
 int ear_cli_info(int argc, char **argv)
@@ -222,5 +223,6 @@ int ear_cli_info(int argc, char **argv)
         if (got >= length && memcmp(head, info_kinds[i].magic, length) == 0)
             return info_kinds[i].describe(path);
     }
-    return info_model(path); /* also says why a file cannot be opened */
+    /* also says why a file cannot be opened */
+    return info_model(path, got >= 4 && memcmp(head, "PK\3\4", 4) == 0);
 }

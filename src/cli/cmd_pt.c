@@ -1,5 +1,6 @@
-/* `ear info` for a torch.save file that is not (or not yet) a model Ear runs: what the
- * .pt reader sees in it. Kept apart from the model description, which nn owns. */
+/* `ear info` for a torch.save file that is not a model Ear runs (the model loader is tried
+ * first): what the .pt reader sees in it. Kept apart from the model description, which nn
+ * owns. */
 #include <stdio.h>
 #include <string.h>
 
@@ -34,7 +35,7 @@ static void describe_value(const ear_pt_value *v, FILE *out)
     }
 }
 
-int ear_cli_info_pt(const char *path)
+int ear_cli_info_pt(const char *path, const char *not_model)
 {
     ear_error err;
     ear_pt_file *f = ear_pt_open(path, &err);
@@ -46,6 +47,8 @@ int ear_cli_info_pt(const char *path)
     (void)ear_pt_bytes(f, &size);
     const ear_pt_value *root = ear_pt_root(f);
     printf("%s: a torch.save file (%zu bytes), not a model Ear runs\n", path, size);
+    if (not_model && *not_model)
+        printf("as a model: %s\n", not_model);
     printf("root: ");
     describe_value(root, stdout);
     putchar('\n');

@@ -1050,7 +1050,8 @@ const ear_pt_value *ear_pt_dict_get(const ear_pt_value *dict, const char *key)
     size_t n = strlen(key);
     for (size_t i = 0; i < dict->u.seq.count; i += 2) {
         const ear_pt_value *k = dict->u.seq.items[i];
-        if (k->kind == EAR_PT_KIND_STRING && k->u.str.length == n && memcmp(k->u.str.s, key, n) == 0)
+        if (k->kind == EAR_PT_KIND_STRING && k->u.str.length == n &&
+            memcmp(k->u.str.s, key, n) == 0)
             return dict->u.seq.items[i + 1];
     }
     return NULL;

@@ -12,9 +12,10 @@
  * never code. Every size is bounded (stack, memo, values, nesting depth) and every claimed
  * length is checked against the bytes that are there before anything is allocated for it.
  *
- * The result is a tree of values (the pickle's object graph; it may share a value between two
- * places but never has a cycle, and nests at most EAR_PT_MAX_DEPTH deep) whose tensors point
- * into the mapped file: nothing is copied. Everything returned lives until ear_pt_close.
+ * The result is a tree of values (the pickle's object graph; it may share a value between
+ * two places but never has a cycle, and no value lies deeper than EAR_PT_MAX_DEPTH) whose
+ * tensors point into the mapped file: nothing is copied. Everything returned lives until
+ * ear_pt_close.
  * Messages start with the file's path (or "<memory>"). */
 #ifndef EAR_PT_H
 #define EAR_PT_H
@@ -25,7 +26,7 @@
 #include "core/core.h"
 
 #define EAR_PT_MAX_DIMS 8   /* tensors with more dimensions are refused */
-#define EAR_PT_MAX_DEPTH 64 /* values nested deeper are refused */
+#define EAR_PT_MAX_DEPTH 64 /* a value's depth (the root's is 0) beyond this is refused */
 
 typedef struct ear_pt_file ear_pt_file;
 typedef struct ear_pt_value ear_pt_value;

@@ -10,76 +10,7 @@
 
 #include "fuzz.h"
 #include "pt/pt.h"
-#include "pt/pt_internal.h"
-
-static void put16(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, v & 0xFFFF);
-    put16(p + 2, v >> 16);
-}
-
-/* A stored zip of these entries, as torch's writer lays it out (less the padding). */
-static uint8_t *wrap_pickle(const uint8_t *pickle, size_t pickle_size, size_t *size)
-{
-    static const uint8_t storage[16] = {0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 64, 64, 0, 0, 128, 64};
-    const char *names[] = {"archive/data.pkl", "archive/data/0", "archive/data/1",
-                           "archive/data/2", "archive/data/3"};
-    const uint8_t *datas[] = {pickle, storage, storage, storage, storage};
-    const size_t sizes[] = {pickle_size, 16, 12, 8, 0};
-    enum { N = 5 };
-    size_t total = 22;
-    for (int i = 0; i < N; i++)
-        total += 30 + 46 + 2 * strlen(names[i]) + sizes[i];
-    uint8_t *zip = calloc(1, total);
-    EAR_FUZZ_REQUIRE(zip, "out of memory");
-    size_t offsets[N], at = 0;
-    for (int i = 0; i < N; i++) {
-        size_t n = strlen(names[i]);
-        offsets[i] = at;
-        put32(zip + at, 0x04034b50);
-        put16(zip + at + 4, 20);
-        put32(zip + at + 14, ear_pt_crc32(datas[i], sizes[i]));
-        put32(zip + at + 18, (uint32_t)sizes[i]);
-        put32(zip + at + 22, (uint32_t)sizes[i]);
-        put16(zip + at + 26, (unsigned)n);
-        memcpy(zip + at + 30, names[i], n);
-        if (sizes[i])
-            memcpy(zip + at + 30 + n, datas[i], sizes[i]);
-        at += 30 + n + sizes[i];
-    }
-    size_t cd = at;
-    for (int i = 0; i < N; i++) {
-        size_t n = strlen(names[i]);
-        put32(zip + at, 0x02014b50);
-        put16(zip + at + 4, 20);
-        put16(zip + at + 6, 20);
-        put32(zip + at + 16, ear_pt_crc32(datas[i], sizes[i]));
-        put32(zip + at + 20, (uint32_t)sizes[i]);
-        put32(zip + at + 24, (uint32_t)sizes[i]);
-        put16(zip + at + 28, (unsigned)n);
-        put32(zip + at + 42, (uint32_t)offsets[i]);
-        memcpy(zip + at + 46, names[i], n);
-        at += 46 + n;
-    }
-    put32(zip + at, 0x06054b50);
-    put16(zip + at + 8, N);
-    put16(zip + at + 10, N);
-    put32(zip + at + 12, (uint32_t)(at - cd));
-    put32(zip + at + 16, (uint32_t)cd);
-    *size = at + 22;
-    return zip;
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    return 0;
-}
+#include "../pt/pt_zip.h"
 
 /* Visits values depth-first, at most *budget of them: a shared value is visited once per
  * place, so a small pickle can describe a huge tree; the reader bounds depth, not size. */
@@ -113,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2 || data[0] != 'P' || data[1] != 'K') {
         if (size > (1u << 20))
             return 0;
-        data = wrapped = wrap_pickle(data, size, &size);
+        data = wrapped = ear_test_pt_zip(data, size, &size);
     }
     ear_error err = {{0}};
     ear_pt_file *f = ear_pt_open_memory(data, size, &err);
