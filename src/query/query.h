@@ -7,6 +7,8 @@
 #ifndef EAR_QUERY_H
 #define EAR_QUERY_H
 
+#include "audio/audio.h"
+#include "image/image.h"
 #include "index/index.h"
 #include "nn/nn.h"
 
@@ -89,8 +91,27 @@ typedef enum {
     EAR_QUERY_BAD_IMAGE,     /* JPEG or PNG by its bytes or name, but unreadable */
     EAR_QUERY_TOO_SHORT,     /* a sound under 0.1 s (422) */
     EAR_QUERY_BAD_REQUEST,   /* the model lacks the tower, the index the kind, k out of range */
-    EAR_QUERY_INTERNAL       /* 500 */
+    EAR_QUERY_INTERNAL,      /* 500 */
+    EAR_QUERY_CANCELLED      /* a decoder said nobody waits for the answer any more */
 } ear_query_status;
+
+/* What a decoder hook returns besides 0. */
+enum {
+    EAR_QUERY_DECODE_REFUSED = -1,   /* the bytes are not what it decodes (400) */
+    EAR_QUERY_DECODE_FAILED = -2,    /* it could not run (500) */
+    EAR_QUERY_DECODE_CANCELLED = -3  /* the client left: no answer is wanted */
+};
+
+/* Decoders used instead of ear_audio_decode and ear_image_decode, e.g. the
+ * service's sandboxed helpers; either may be NULL (in this process). Each
+ * fills out as the in-process decoder would, or returns EAR_QUERY_DECODE_*
+ * with err filled and out left empty. */
+typedef struct ear_query_decoders {
+    int (*audio)(void *user, const uint8_t *data, size_t size, int rate, double max_seconds,
+                 ear_audio_clip *out, ear_error *err);
+    int (*image)(void *user, const uint8_t *data, size_t size, ear_image *out, ear_error *err);
+    void *user;
+} ear_query_decoders;
 
 /* The kind an upload's bytes say (JPEG or PNG signature: image), else the
  * kind its file name's extension says (the original's lists), else -1. */
@@ -105,6 +126,7 @@ typedef struct ear_query_upload {
     const char *name;     /* its file name, NULL when none: a tie-break only */
     int kind;             /* -1: from the bytes (ear_query_kind_of, then the audio probe) */
     double max_seconds;   /* a sound is cut there ("truncated") */
+    const ear_query_decoders *decoders; /* NULL: decode in this process */
 } ear_query_upload;
 
 typedef struct ear_query_vector {

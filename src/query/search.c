@@ -54,6 +54,37 @@ int ear_query_kind_of(const uint8_t *data, size_t size, const char *name)
     return ear_query_name_kind(name);
 }
 
+/* A decoder's result as a status: 0 OK, else what refused means for this kind. */
+static ear_query_status decoded(int rc, ear_query_status refused)
+{
+    return rc == 0                            ? EAR_QUERY_OK
+           : rc == EAR_QUERY_DECODE_FAILED    ? EAR_QUERY_INTERNAL
+           : rc == EAR_QUERY_DECODE_CANCELLED ? EAR_QUERY_CANCELLED
+                                              : refused;
+}
+
+static int decode_image(const ear_query_upload *upload, ear_image *img, ear_error *err)
+{
+    const ear_query_decoders *d = upload->decoders;
+    if (d && d->image)
+        return d->image(d->user, upload->data, upload->size, img, err);
+    return ear_image_decode(upload->data, upload->size, img, err) == 0
+               ? 0
+               : EAR_QUERY_DECODE_REFUSED;
+}
+
+static int decode_audio(const ear_query_upload *upload, const ear_audio_decode_options *o,
+                        ear_audio_clip *clip, ear_error *err)
+{
+    const ear_query_decoders *d = upload->decoders;
+    if (d && d->audio)
+        return d->audio(d->user, upload->data, upload->size, o->sample_rate, o->max_seconds,
+                        clip, err);
+    return ear_audio_decode(upload->data, upload->size, o, clip, err) == 0
+               ? 0
+               : EAR_QUERY_DECODE_REFUSED;
+}
+
 static ear_query_status embed_image(ear_nn_session *session, const ear_nn_config *config,
                                     const ear_query_upload *upload, ear_query_vector *out,
                                     double start, ear_error *err)
@@ -64,8 +95,8 @@ static ear_query_status embed_image(ear_nn_session *session, const ear_nn_config
         ear_error_set(err, "the model has no image tower: it cannot embed a query image");
         goto done;
     }
-    status = EAR_QUERY_BAD_IMAGE;
-    if (ear_image_decode(upload->data, upload->size, &img, err) != 0)
+    status = decoded(decode_image(upload, &img, err), EAR_QUERY_BAD_IMAGE);
+    if (status != EAR_QUERY_OK)
         goto done;
     const char *format = image_signature(upload->data, upload->size);
     snprintf(out->format, sizeof out->format, "%s", format ? format : "image");
@@ -143,8 +174,13 @@ ear_query_status ear_query_embed(ear_nn_session *session, const ear_nn_model *mo
         ear_audio_decode_options_default(&decode);
         decode.sample_rate = config->mel.sample_rate;
         decode.max_seconds = upload->max_seconds;
-        if (ear_audio_decode(upload->data, upload->size, &decode, &clip, err) == 0) {
+        int rc = decode_audio(upload, &decode, &clip, err);
+        if (rc == 0) {
             status = embed_sound(session, model, out, &clip, start, err);
+            goto done;
+        }
+        if (rc != EAR_QUERY_DECODE_REFUSED) {
+            status = decoded(rc, EAR_QUERY_UNDECODABLE);
             goto done;
         }
     }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "audio/audio.h"
+#include "image/image.h"
 #include "query/query.h"
 #include "test.h"
 
@@ -235,6 +236,78 @@ static void check_answers(const fixture *f)
     ear_nn_model_free(image_model);
 }
 
+/* Decoder hooks (the service's sandbox): used instead of the in-process decoders, their
+ * refusals, failures and cancellations mapped to statuses. */
+typedef struct hook_state {
+    int calls, result;
+} hook_state;
+
+static int fake_audio(void *user, const uint8_t *data, size_t size, int rate, double max_seconds,
+                      ear_audio_clip *out, ear_error *err)
+{
+    hook_state *h = user;
+    h->calls++;
+    if (h->result != 0)
+        return ear_error_set(err, "hook says %d", h->result), h->result;
+    ear_audio_decode_options o;
+    ear_audio_decode_options_default(&o);
+    o.sample_rate = rate;
+    o.max_seconds = max_seconds;
+    return ear_audio_decode(data, size, &o, out, err) == 0 ? 0 : EAR_QUERY_DECODE_REFUSED;
+}
+
+static int fake_image(void *user, const uint8_t *data, size_t size, ear_image *out,
+                      ear_error *err)
+{
+    hook_state *h = user;
+    h->calls++;
+    if (h->result != 0)
+        return ear_error_set(err, "hook says %d", h->result), h->result;
+    return ear_image_decode(data, size, out, err) == 0 ? 0 : EAR_QUERY_DECODE_REFUSED;
+}
+
+static void check_decoder_hooks(const fixture *f)
+{
+    ear_error err = {{0}};
+    ear_nn_session *s = ear_nn_session_create(f->model, &err);
+    ear_index_hit hits[2 * ITEMS];
+    ear_query_result res = {.hits = hits};
+    hook_state h = {0};
+    ear_query_decoders hooks = {.audio = fake_audio, .image = fake_image, .user = &h};
+    ear_query_request req = {.model = f->model, .kinds = SOUNDS, .k = 1,
+                             .upload = {.data = f->wav[2], .size = f->wav_size[2], .kind = -1,
+                                        .max_seconds = 60, .decoders = &hooks}};
+    EAR_CHECK(ear_query_run(s, f->index, &req, &res, &err) == EAR_QUERY_OK && h.calls == 1 &&
+              hits[0].item == 2);
+    static const struct {
+        int result;
+        ear_query_status status;
+    } cases[] = {{EAR_QUERY_DECODE_REFUSED, EAR_QUERY_UNDECODABLE},
+                 {EAR_QUERY_DECODE_FAILED, EAR_QUERY_INTERNAL},
+                 {EAR_QUERY_DECODE_CANCELLED, EAR_QUERY_CANCELLED}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        h.result = cases[i].result;
+        ear_query_status st = ear_query_run(s, f->index, &req, &res, &err);
+        EAR_CHECK_MSG(st == cases[i].status, "audio hook %d: status %d", cases[i].result,
+                      (int)st);
+    }
+    size_t jpeg_size;
+    uint8_t *jpeg = ear_file_read("tests/fixtures/image/photo_77x52.jpg", 1 << 20, &jpeg_size,
+                                  &err);
+    req.upload.data = jpeg;
+    req.upload.size = jpeg_size;
+    req.kinds = EAR_INDEX_ALL;
+    h = (hook_state){0};
+    EAR_CHECK(jpeg && ear_query_run(s, f->index, &req, &res, &err) == EAR_QUERY_OK &&
+              h.calls == 1 && res.query.kind == EAR_INDEX_IMAGE);
+    h.result = EAR_QUERY_DECODE_REFUSED;
+    EAR_CHECK(ear_query_run(s, f->index, &req, &res, &err) == EAR_QUERY_BAD_IMAGE);
+    h.result = EAR_QUERY_DECODE_CANCELLED;
+    EAR_CHECK(ear_query_run(s, f->index, &req, &res, &err) == EAR_QUERY_CANCELLED);
+    free(jpeg);
+    ear_nn_session_free(s);
+}
+
 /* Several threads, one session each, on one model and one index: every answer is the one
  * a single thread gives. */
 enum { THREADS = 4, ROUNDS = 12 };
@@ -296,6 +369,7 @@ int main(void)
     fixture f;
     if (make_fixture(&f, path) == 0) {
         check_answers(&f);
+        check_decoder_hooks(&f);
         check_threads(&f);
     }
     free_fixture(&f);
