@@ -8,16 +8,18 @@
 
 #include "cli/cli.h"
 #include "index/index.h"
-#include "index/search.h"
+#include "query/query.h"
 
 static const char index_help[] =
     "usage: ear index --model M --data DIR -o INDEX [--jobs N] [--dtype f32|f16]\n"
     "                 [--max-seconds S]\n\n"
-    "Embeds a dataset into an index file: every frame with the model's image tower, every\n"
-    "sound with its audio tower (where the model has them). DIR holds audio/<id>.<ext> and\n"
-    "frames/<id>.<ext>, paired by <id>, and optionally labels.tsv (<id><TAB><label>).\n"
-    "A file that cannot be read is reported and left out (the rest of its item stays); the\n"
-    "index is written to a temporary file and renamed over INDEX only when complete.\n\n"
+    "Embeds a dataset into an index file, every file its own item: every frame with the\n"
+    "model's image tower, every sound with its audio tower. DIR in either layout (both may\n"
+    "mix): the original service's, audio/<label>/**/<file> and frames/<label>/**/<file>\n"
+    "(the label is the first folder), or Ear's flat one, audio/<id>.<ext> and\n"
+    "frames/<id>.<ext> with an optional labels.tsv (<id><TAB><label>; else the label is\n"
+    "the id). A file that cannot be read is reported and left out; the index is written\n"
+    "to a temporary file and renamed over INDEX only when complete.\n\n"
     "  --model M          the Ear model file\n"
     "  --data DIR         the dataset folder\n"
     "  -o, --output INDEX where to write\n"
@@ -28,14 +30,15 @@ static const char index_help[] =
     "  -h, --help         this text\n";
 
 static const char search_help[] =
-    "usage: ear search --model M --index INDEX [-k K] [--against frames|sounds]\n"
+    "usage: ear search --model M --index INDEX [-k K] [--kind audio|image|all]\n"
     "                  [--max-seconds S] FILE\n\n"
-    "The K items nearest to a sound, as the JSON the HTTP service answers, on stdout.\n\n"
+    "The K items nearest to a sound or an image (JPEG, PNG: known from the bytes), as the\n"
+    "JSON of POST /api/search, on stdout.\n\n"
     "  --model M          the Ear model file (the one that built the index)\n"
     "  --index INDEX      the index file\n"
     "  -k K               how many results (default 8)\n"
-    "  --against KIND     frames (default): the sound against the frames' embeddings;\n"
-    "                     sounds: against the items' sound embeddings\n"
+    "  --kind KIND        the items searched: audio, image or all (default)\n"
+    "  --against KIND     the older form: frames (image) or sounds (audio)\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
     "  -h, --help         this text\n";
 
@@ -126,8 +129,8 @@ int ear_cli_index(int argc, char **argv)
         {"dtype", required_argument, 0, 't'},       {"max-seconds", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *model_path = NULL, *data = NULL, *output = NULL;
-    ear_index_build_options o;
-    ear_index_build_options_default(&o);
+    ear_query_build_options o;
+    ear_query_build_options_default(&o);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o.jobs = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
     optind = 0;
@@ -175,18 +178,17 @@ int ear_cli_index(int argc, char **argv)
     o.progress = show_progress;
     o.problem = show_problem;
     o.user = &display;
-    ear_index_build_summary summary;
+    ear_query_build_summary summary;
     int status = EAR_EXIT_OK;
-    if (ear_index_build(model, data, output, &o, &summary, &err) != 0) {
+    if (ear_query_build_index(model, data, output, &o, &summary, &err) != 0) {
         if (display.bar_shown)
             fputc('\n', stderr);
         status = ear_cli_fail("index", err.message);
     } else {
         fprintf(stderr,
-                "ear index: wrote %s: %zu items (%zu frames, %zu sounds embedded) in %.1f s, "
-                "%.1f items/s with %d jobs; %zu left out with nothing embedded, %zu files "
-                "skipped\n",
-                output, summary.items, summary.frames, summary.sounds,
+                "ear index: wrote %s: %zu items (%zu images, %zu sounds) in %.1f s, "
+                "%.1f items/s with %d jobs; %zu files left out, %zu problems\n",
+                output, summary.items, summary.images, summary.sounds,
                 summary.elapsed_ms / 1000.0,
                 summary.elapsed_ms > 0
                     ? (double)(summary.items + summary.skipped) / (summary.elapsed_ms / 1000.0)
@@ -202,9 +204,11 @@ int ear_cli_search(int argc, char **argv)
     static const struct option options[] = {
         {"model", required_argument, 0, 'm'},   {"index", required_argument, 0, 'i'},
         {"against", required_argument, 0, 'a'}, {"max-seconds", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"kind", required_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *model_path = NULL, *index_path = NULL;
-    ear_search_request req = {.against = EAR_INDEX_FRAMES, .k = 8, .max_seconds = 60};
+    ear_query_request req = {.kinds = EAR_INDEX_ALL, .k = 8,
+                             .upload = {.kind = -1, .max_seconds = 60}};
     optind = 0;
     opterr = 0;
     int c;
@@ -218,14 +222,24 @@ int ear_cli_search(int argc, char **argv)
             break;
         case 'a':
             if (strcmp(optarg, "frames") == 0)
-                req.against = EAR_INDEX_FRAMES;
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
             else if (strcmp(optarg, "sounds") == 0)
-                req.against = EAR_INDEX_SOUNDS;
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
             else
                 return ear_cli_usage_error("search", "--against must be frames or sounds");
             break;
+        case 'K':
+            if (strcmp(optarg, "image") == 0)
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
+            else if (strcmp(optarg, "audio") == 0)
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
+            else if (strcmp(optarg, "all") == 0)
+                req.kinds = EAR_INDEX_ALL;
+            else
+                return ear_cli_usage_error("search", "--kind must be audio, image or all");
+            break;
         case 's':
-            if (ear_cli_parse_double(optarg, 0, 86400, &req.max_seconds) != 0)
+            if (ear_cli_parse_double(optarg, 0, 86400, &req.upload.max_seconds) != 0)
                 return ear_cli_usage_error("search", "--max-seconds must be 0 to 86400");
             break;
         case 'h': fputs(search_help, stdout); return EAR_EXIT_OK;
@@ -247,7 +261,7 @@ int ear_cli_search(int argc, char **argv)
     ear_nn_session *session = NULL;
     uint8_t *audio = NULL;
     char *json = NULL;
-    ear_search_result res = {0};
+    ear_query_result res = {0};
     int status = EAR_EXIT_FAILED;
     model = ear_nn_model_load(model_path, &err);
     if (!model) {
@@ -264,21 +278,22 @@ int ear_cli_search(int argc, char **argv)
         ear_cli_fail("search", err.message);
         goto done;
     }
-    audio = ear_cli_read_file(input, &req.audio_size);
+    audio = ear_cli_read_file(input, &req.upload.size);
     if (!audio)
         goto done;
-    req.audio = audio;
+    req.upload.data = audio;
+    req.upload.name = input;
     req.model = model;
     res.hits = calloc((size_t)req.k, sizeof *res.hits);
     if (!res.hits) {
         ear_cli_fail("search", "out of memory");
         goto done;
     }
-    if (ear_search_run(session, idx, &req, &res, &err) != EAR_SEARCH_OK) {
+    if (ear_query_run(session, idx, &req, &res, &err) != EAR_QUERY_OK) {
         ear_cli_fail(input, err.message);
         goto done;
     }
-    json = ear_search_result_json(idx, &res);
+    json = ear_query_search_json(idx, &res);
     if (!json) {
         ear_cli_fail("search", "out of memory");
         goto done;
@@ -304,7 +319,8 @@ int ear_cli_info_index(const char *path)
     ear_index_describe(idx, stdout);
     int status = EAR_EXIT_OK;
     if (ear_index_verify(idx, &err) == 0)
-        printf("  tables         verified (ids sorted and unique, rows consistent)\n");
+        printf("  tables         verified (paths sorted and unique, kinds known, rows "
+               "consistent)\n");
     else
         status = ear_cli_fail(path, err.message);
     ear_index_close(idx);

@@ -15,7 +15,7 @@ static const char serve_help[] =
     "usage: ear serve --model M --index INDEX --data DIR [--host H] [--port P]\n"
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
     "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
-    "                 [--threads T] [--drain S]\n"
+    "                 [--threads T] [--drain S] [--home-url URL]\n"
     "\n"
     "The HTTP service: the web page at /, POST /api/search, the dataset's files at\n"
     "/data/frames/ and /data/audio/, /healthz and /metrics; every route also under /ear/.\n"
@@ -38,6 +38,8 @@ static const char serve_help[] =
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
+    "  --home-url URL       the page's link back to the main site, given to it by\n"
+    "                       GET /api/config as {\"home_url\": URL} (default /)\n"
     "  -h, --help           this text\n";
 
 /* Reads a byte count: digits with an optional K, M or G suffix (powers of 1024). */
@@ -66,7 +68,8 @@ int ear_cli_serve(int argc, char **argv)
 {
     enum {
         OPT_MODEL = 256, OPT_INDEX, OPT_DATA, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_QUEUE,
-        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN
+        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN,
+        OPT_HOME_URL
     };
     static const struct option options[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -83,6 +86,7 @@ int ear_cli_serve(int argc, char **argv)
         {"max-connections", required_argument, 0, OPT_CONNECTIONS},
         {"threads", required_argument, 0, OPT_THREADS},
         {"drain", required_argument, 0, OPT_DRAIN},
+        {"home-url", required_argument, 0, OPT_HOME_URL},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ear_http_options o;
@@ -140,6 +144,11 @@ int ear_cli_serve(int argc, char **argv)
             if (ear_cli_parse_double(optarg, 0, 3600, &drain_s) != 0)
                 return ear_cli_usage_error("serve", "--drain must be 0 to 3600");
             break;
+        case OPT_HOME_URL:
+            if (!*optarg || strlen(optarg) > 2048)
+                return ear_cli_usage_error("serve", "--home-url must be 1 to 2048 characters");
+            o.home_url = optarg;
+            break;
         case 'h': fputs(serve_help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error("serve", "unknown option or missing value: '%s'",
@@ -165,7 +174,20 @@ int ear_cli_serve(int argc, char **argv)
     ear_error err;
     int status = EAR_EXIT_FAILED;
     ear_http_server *server = NULL;
-    ear_nn_model *model = ear_nn_model_load_audio(model_path, &err); /* sounds only */
+    ear_nn_model *model = NULL;
+    /* Both towers when the index holds images (image queries, and sounds against
+     * them, need the image tower too); the audio tower alone otherwise: a
+     * ResNet-50 image tower is most of a model's memory. */
+    int images = 0;
+    ear_index *peek = ear_index_open(o.index_path, NULL, &err);
+    if (!peek) {
+        ear_cli_fail("serve", err.message);
+        goto done;
+    }
+    images = ear_index_rows(peek, EAR_INDEX_IMAGE) > 0;
+    ear_index_close(peek);
+    model = images ? ear_nn_model_load(model_path, &err)
+                   : ear_nn_model_load_audio(model_path, &err);
     if (!model) {
         ear_cli_fail(model_path, err.message);
         goto done;

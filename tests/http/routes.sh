@@ -54,6 +54,11 @@ for prefix in "" /ear; do
     check "GET $prefix/healthz: application/json" [ "$(header health Content-Type)" = application/json ]
     check "GET $prefix/healthz: the common headers" common health
 
+    fetch config "$(URL "$prefix/api/config")"
+    check "GET $prefix/api/config: 200 {\"home_url\":\"/\"} (got $code $(cat "$WORK/config.b"))" \
+        eval '[ "$code" = 200 ] && [ "$(cat "$WORK/config.b")" = "{\"home_url\":\"/\"}" ]'
+    check "GET $prefix/api/config: application/json" [ "$(header config Content-Type)" = application/json ]
+
     fetch head -I "$(URL "$prefix/healthz")"
     body_bytes=$(curl -s -I -o /dev/null -w '%{size_download}' "$(URL "$prefix/healthz")")
     check "HEAD $prefix/healthz: 200 and no body (got $code, $body_bytes bytes)" \
@@ -124,5 +129,13 @@ check "access log: GET /healthz 200 15 B ... id=trace-42.a_b:c" \
     grep -qE '^ear serve: 127\.0\.0\.1 GET /healthz 200 15 B [0-9.]+ ms id=trace-42\.a_b:c$' "$WORK/serve.log"
 check "access log: the 404" grep -qE ' GET /ear/no/such/route 404 [0-9]+ B [0-9.]+ ms id=[0-9a-f]{16}$' "$WORK/serve.log"
 
+stop_server
+
+# --home-url reaches the page through /api/config, JSON-escaped.
+start_server --model "$MODEL" --index "$WORK/index.ear" --data "$WORK/data" \
+    --home-url 'https://example.org/a"b' || exit 1
+fetch config "$(URL /api/config)"
+check "--home-url: /api/config says it, escaped (got $(cat "$WORK/config.b"))" \
+    [ "$(cat "$WORK/config.b")" = '{"home_url":"https://example.org/a\"b"}' ]
 stop_server
 finish
