@@ -96,7 +96,10 @@
     if (status === 400 && said(/unsupported/i))
       return { text: 'Ear searches with sounds (WAV, MP3, Ogg, WebM, FLAC, M4A) and pictures ' +
                      `(JPEG, PNG); it could not use that file.${detail}`, retry: false };
-    if (status === 400 && kind === 'image' && said(/image|picture|jpeg|png|decod/i))
+    // The original answered an unreadable picture with 500 and PIL's words
+    // ("cannot identify image file"), and Ear answers as it did: not worth a retry.
+    if ((status === 400 || status === 500) && said(/cannot identify image|undecodable_image/i) ||
+        (status === 400 && kind === 'image' && said(/image|picture|jpeg|png|decod/i)))
       return { text: `Ear could not read that as a picture. Try a JPEG or PNG file.${detail}`,
                retry: false };
     if (status === 413)
