@@ -674,6 +674,7 @@
   function closeCamera() {
     if (!camera) return;
     camera.stream.getTracks().forEach((track) => track.stop());
+    if (camera.stopped) camera.stopped();
     camera = null;
     ui.cameraVideo.srcObject = null;
     ui.camera.hidden = true;
@@ -703,7 +704,8 @@
       showError(cameraFailure(error), false);
       return;
     }
-    camera = { stream };
+    const state = { stream };
+    camera = state;
     ui.cameraVideo.srcObject = stream;
     ui.camera.hidden = false;
     ui.capture.disabled = true;
@@ -713,8 +715,12 @@
     } catch (e) {
       // autoplay (muted) may still start it; Capture waits for a frame below
     }
-    if (ui.cameraVideo.readyState < 2)
-      await new Promise((done) => ui.cameraVideo.addEventListener('loadeddata', done, { once: true }));
+    if (camera === state && ui.cameraVideo.readyState < 2)
+      await new Promise((done) => {
+        ui.cameraVideo.addEventListener('loadeddata', done, { once: true });
+        state.stopped = done; // Cancel before the first frame
+      });
+    if (camera !== state) return; // cancelled (and perhaps opened again) meanwhile
     ui.capture.disabled = false;
     ui.capture.focus();
   }

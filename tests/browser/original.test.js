@@ -162,7 +162,7 @@ async function plays(page, selector, label) {
   check(`${label}: it plays (currentTime ${moved})`, moved > 0.2, moved);
 }
 
-async function photo(page) {
+async function photo(page, screenshot) {
   await page.getByRole('button', { name: 'Take a photo' }).click();
   const capture = page.getByRole('button', { name: 'Capture' });
   await capture.waitFor();
@@ -170,6 +170,8 @@ async function photo(page) {
   const size = await page.evaluate(() => [document.getElementById('camera-video').videoWidth,
                                           document.getElementById('camera-video').videoHeight]);
   check('the camera preview shows the fake camera (320x240)', size.join('x') === '320x240', size.join('x'));
+  check('Capture has the focus', await page.evaluate(() => document.activeElement.id === 'capture'));
+  if (screenshot) await page.screenshot({ path: path.join(ARTIFACTS, screenshot) });
   await capture.click();
 }
 
@@ -191,7 +193,7 @@ async function main() {
       check('the link back to the main site: api/config\'s home_url', home === new URL('/', BASE).href, home);
 
       // The camera: a live preview, Capture, sent as webcam_capture.jpg to query.
-      await photo(page);
+      await photo(page, 'original-camera.png');
       await columnsFor(page, 'match your photo', 'image', 'photo');
       const sent = { ...(queries[queries.length - 1] || {}), ...(await lastForm(page)) };
       check('the photo went to query', sent.path === '/query', sent.path);
@@ -215,6 +217,12 @@ async function main() {
       check('... and stops it', await page.evaluate(() =>
         document.getElementById('camera-video').srcObject === null));
       check('... and sends nothing', queries.length === before, queries.length - before);
+      await page.getByRole('button', { name: 'Take a photo' }).click();
+      await page.waitForFunction(() => !document.getElementById('capture').disabled);
+      await page.keyboard.press('Escape');
+      check('Escape closes the camera too', await page.locator('#camera').isHidden());
+      const focused = await page.evaluate(() => document.activeElement.id || document.activeElement.tagName);
+      check('... and gives the focus back to Take a photo', focused === 'camera-open', focused);
 
       // An image file.
       await page.setInputFiles('#image-file', env('EAR_IMAGE'));
