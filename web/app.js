@@ -676,6 +676,7 @@
     camera.stream.getTracks().forEach((track) => track.stop());
     if (camera.stopped) camera.stopped();
     camera = null;
+    ui.capture.disabled = true; // until the next opening shows a frame
     ui.cameraVideo.srcObject = null;
     ui.camera.hidden = true;
     ui.cameraOpen.disabled = searching;

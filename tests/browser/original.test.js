@@ -221,7 +221,8 @@ async function main() {
       await page.waitForFunction(() => !document.getElementById('capture').disabled);
       await page.keyboard.press('Escape');
       check('Escape closes the camera too', await page.locator('#camera').isHidden());
-      const focused = await page.evaluate(() => document.activeElement.id || document.activeElement.tagName);
+      const focused = await page.evaluate(() => (document.activeElement.id || document.activeElement.tagName) +
+        (document.getElementById('camera-open').disabled ? ' (camera-open disabled)' : ''));
       check('... and gives the focus back to Take a photo', focused === 'camera-open', focused);
 
       // An image file.
