@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake make gcc clang libclang-rt-14-dev pkg-config
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
-  libfftw3-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev
+  libfftw3-dev libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev
   libmicrohttpd-dev libcjson-dev
   ffmpeg sox espeak-ng
   libcmark-dev nginx supervisor systemd curl

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +79,49 @@ fail:
     free(data);
     close(fd);
     return NULL;
+}
+
+int ear_file_map(const char *path, size_t min_size, ear_file_mapping *map, ear_error *err)
+{
+    map->data = NULL;
+    map->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ear_error_set(err, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        ear_error_set(err, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ear_error_set(err, "%s: not a regular file", path);
+        goto fail;
+    }
+    if (st.st_size == 0 || (uint64_t)st.st_size < min_size) {
+        ear_error_set(err, "%s: %lld bytes, too short (at least %zu expected)", path,
+                      (long long)st.st_size, min_size ? min_size : 1);
+        goto fail;
+    }
+    void *data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (data == MAP_FAILED) {
+        ear_error_set(err, "%s: cannot map the file: %s", path, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+    map->data = data;
+    map->size = (size_t)st.st_size;
+    return 0;
+fail:
+    close(fd);
+    return -1;
+}
+
+void ear_file_unmap(ear_file_mapping *map)
+{
+    if (map->data)
+        munmap((void *)map->data, map->size);
+    map->data = NULL;
+    map->size = 0;
 }
 
 static int write_all(int fd, const void *data, size_t size)

@@ -24,6 +24,20 @@ double ear_now_ms(void);
  * the NUL); refuses files larger than max_bytes. Returns NULL with err filled. */
 uint8_t *ear_file_read(const char *path, size_t max_bytes, size_t *size, ear_error *err);
 
+/* A whole file mapped read-only (ear_file_map / ear_file_unmap). */
+typedef struct ear_file_mapping {
+    const uint8_t *data;
+    size_t size;
+} ear_file_mapping;
+
+/* Opens path, checks it is a regular file of at least min_size bytes, and maps all of it
+ * read-only into *map. Returns 0, or -1 with err filled ("PATH: why") and *map zeroed.
+ * An empty file is refused. The file must not shrink while mapped (that would be SIGBUS). */
+int ear_file_map(const char *path, size_t min_size, ear_file_mapping *map, ear_error *err);
+
+/* Unmaps what ear_file_map mapped and zeroes *map; a zeroed map is fine. */
+void ear_file_unmap(ear_file_mapping *map);
+
 /* Writes data to path atomically: a temporary file in the same folder, fsync,
  * rename. On failure nothing is left behind and the old file is untouched. */
 int ear_file_write_atomic(const char *path, const void *data, size_t size, ear_error *err);

@@ -1,6 +1,7 @@
 /* The index the workers search, shared by reference: a reload (SIGHUP) swaps
  * in a new one while searches already running finish on the old one, which is
  * closed when its last reference goes. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "http/internal.h"
@@ -31,10 +32,13 @@ void ear_http_index_release(ear_http_server *server, ear_http_index_ref *ref)
 ear_http_index_ref *ear_http_index_open(ear_http_server *server, ear_error *err)
 {
     ear_http_index_ref *ref = NULL;
-    ear_index *index = ear_index_open(server->index_path,
-                                      ear_nn_model_fingerprint(server->model), err);
+    char note[1024];
+    ear_index *index = ear_query_open_index(server->index_path, server->data_dir, server->model,
+                                            note, sizeof note, err);
     if (!index)
         goto fail;
+    if (note[0])
+        fprintf(stderr, "ear serve: %s\n", note);
     if (ear_index_verify(index, err) != 0)
         goto fail;
     if (ear_index_count(index) == 0) {

@@ -377,7 +377,8 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-/* ?kind=audio|image|all, or the older ?against=frames|sounds; all by default. */
+/* ?kind=audio|image|all, or the older ?against=frames|sounds; images by default,
+ * as against=frames was before sounds were items of their own. */
 static int parse_kinds(struct MHD_Connection *connection, unsigned *kinds, const char **bad)
 {
     const char *kind = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "kind");
@@ -402,6 +403,8 @@ static int parse_kinds(struct MHD_Connection *connection, unsigned *kinds, const
             return *bad = "against must be frames or sounds", -1;
     }
     *kinds = from_kind & from_against;
+    if (!kind && !against)
+        *kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
     if (*kinds == 0)
         return *bad = "kind and against ask for different kinds", -1;
     return 0;

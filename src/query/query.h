@@ -53,6 +53,34 @@ int ear_query_build_index(const ear_nn_model *model, const char *data_dir, const
                           const ear_query_build_options *o, ear_query_build_summary *summary,
                           ear_error *err);
 
+/* ---- the original's indexed_db.pt ---- */
+
+typedef struct ear_query_import_summary {
+    size_t items, images, sounds;
+    size_t missing;  /* files the metadata names that are not under the dataset root */
+    int dim;
+} ear_query_import_summary;
+
+/* Converts the original's indexed_db.pt ({"metadata": [{type, url, label}], "tensor"
+ * [N, D]}) into an Ear index at out_path: each row an item of its type, its path
+ * what follows "/data/" in its URL. Refused: a dimension other than model_dim (when
+ * > 0), a file missing under data_dir (all counted, the first named), a row not
+ * finite. The index gets EAR_INDEX_NO_FINGERPRINT: no model can be checked. */
+int ear_query_import_pt(const char *pt_path, const char *data_dir, int model_dim,
+                        const char *out_path, ear_index_dtype dtype,
+                        ear_query_import_summary *summary, ear_error *err);
+
+/* Whether path is a torch.save file (a zip), not an Ear index. */
+int ear_query_is_pt(const char *path);
+
+/* Opens the index a service or a search uses: an Ear index built by model (or
+ * imported: its dimension checked), or the original's indexed_db.pt converted on
+ * the fly (nothing left on disk). note (when not NULL) says what could not be
+ * checked, "" when everything was. */
+ear_index *ear_query_open_index(const char *path, const char *data_dir,
+                                const ear_nn_model *model, char *note, size_t note_size,
+                                ear_error *err);
+
 /* ---- an upload into a vector ---- */
 
 typedef enum {

@@ -126,7 +126,7 @@ check "/metrics: the redirect counted" body_has metrics '^ear_http_requests_tota
 check "/metrics: a latency histogram" body_has metrics '^ear_http_request_duration_seconds_bucket{route="page",le="+Inf"} '
 check "/metrics: histogram count (the 12 and the two 405s)" body_has metrics '^ear_http_request_duration_seconds_count{route="healthz"} 14$'
 check "/metrics: queue depth 0" body_has metrics '^ear_search_queue_depth 0$'
-check "/metrics: 3 items" body_has metrics '^ear_index_items 3$'
+check "/metrics: 5 items" body_has metrics '^ear_index_items 5$'
 rss=$(sed -n 's/^process_resident_memory_bytes //p' "$WORK/metrics.b")
 check "/metrics: resident memory above 1 MB (got $rss)" [ "${rss:-0}" -gt 1000000 ]
 check "/metrics: every sample line is 'name{labels} value'" \
