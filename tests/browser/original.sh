@@ -34,6 +34,7 @@ stop_all() {
 trap stop_all EXIT
 
 # The original's layout: every file its own item, the label its first folder.
+# $WORK is the project folder (ear_data/, pretrained_models/).
 data=$WORK/ear_data
 made=1
 item() { # item KIND PATH SOURCE: one frame or one sound, made by ffmpeg
@@ -69,11 +70,25 @@ printf 'These are notes, not a picture.\n' >"$WORK/notes.png"
 [ "$made" = 1 ] || { echo "could not make the test files" >&2; exit 1; }
 
 # The real service, if it speaks /query; else the stand-in, or skipped.
+# The original's folder as it is (`ear serve --project`, with the small original-family
+# model fixture as its best_audio_visual_clip.pt); an ear without --project gets an index
+# of its own built from the same ear_data/.
 backend=
-if [ "${EAR_BROWSER_FAKE:-0}" != 1 ] &&
-    "$EAR" index --model "$MODEL" --data "$data" -o "$WORK/index.ear" --jobs 1 \
-        >/dev/null 2>"$WORK/index.log" &&
-    start_server --model "$MODEL" --index "$WORK/index.ear" --data "$data"; then
+original_model=$SOURCE/tests/fixtures/w2v/w2v_gn.pt
+serving() {
+    if "$EAR" serve --help 2>&1 | grep -q -- --project && [ -f "$original_model" ]; then
+        mkdir -p "$WORK/pretrained_models" &&
+            cp "$original_model" "$WORK/pretrained_models/best_audio_visual_clip.pt" &&
+            echo "ear serve --project (the original's folder as it is)" &&
+            start_server --project "$WORK"
+    else
+        echo "ear serve --model --index --data (this ear has no --project)"
+        "$EAR" index --model "$MODEL" --data "$data" -o "$WORK/index.ear" --jobs 1 \
+            >/dev/null 2>"$WORK/index.log" &&
+            start_server --model "$MODEL" --index "$WORK/index.ear" --data "$data"
+    fi
+}
+if [ "${EAR_BROWSER_FAKE:-0}" != 1 ] && serving; then
     code=$(curl -s -o "$WORK/probe.json" -w '%{http_code}' --max-time 60 \
         -F "file=@$data/audio/violin/v1.wav" "http://127.0.0.1:$PORT/query")
     if [ "$code" = 200 ] && grep -q '"same_modality"' "$WORK/probe.json"; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The original service's nginx block (deploy/nginx/ear-original.conf, only its port
-# changed to a free one) in front of a real `ear serve` over a dataset in the original's
-# layout (ear_data/audio/<label>/**, ear_data/frames/<label>/**): /ear redirects to /ear/,
+# changed to a free one) in front of a real `ear serve --project` over a folder in the
+# original's layout (pretrained_models/best_audio_visual_clip.pt, ear_data/audio/<label>/**,
+# ear_data/frames/<label>/**, no indexed_db.pt: built at start): /ear redirects to /ear/,
 # /ear/ is the page, /ear/query answers sounds and pictures in the original's shape,
 # its /ear/data/... URLs load through nginx (nested folders too), /ear/ce-loss and
 # /ear/api/config answer, and nginx refuses 51 MiB with 413. nginx is Debian's, started
@@ -31,14 +32,24 @@ item audio/violin/v1.wav "sine=frequency=440:duration=1"
 item audio/drum/kit/d1.wav "anoisesrc=d=1:c=brown:seed=3"
 [ "$made" = 1 ] || { echo "ffmpeg could not make the dataset" >&2; exit 1; }
 
-"$EAR_BIN" index --model "$model" --data "$data" -o "$work/ear.index" >/dev/null 2>"$work/index.log" ||
-    { echo "SKIPPED: ear index does not read the original's layout yet: $(tail -1 "$work/index.log")"; exit 77; }
-
 ear_port=$(free_port)
 nginx_port=$(free_port)
 while [ "$nginx_port" = "$ear_port" ]; do nginx_port=$(free_port); done
-"$EAR_BIN" serve --model "$model" --index "$work/ear.index" --data "$data" \
-    --port "$ear_port" 2>"$work/ear.log" &
+# The original's folder as it is (`ear serve --project`, with the small original-family
+# model fixture as its best_audio_visual_clip.pt); an ear without --project gets an index
+# of its own built from the same ear_data/.
+original_model=$EAR_SOURCE_DIR/tests/fixtures/w2v/w2v_gn.pt
+if "$EAR_BIN" serve --help 2>&1 | grep -q -- --project && [ -f "$original_model" ]; then
+    mkdir -p "$work/project/pretrained_models"
+    cp "$original_model" "$work/project/pretrained_models/best_audio_visual_clip.pt"
+    serve_args=(--project "$work/project")
+else
+    "$EAR_BIN" index --model "$model" --data "$data" -o "$work/ear.index" >/dev/null 2>"$work/index.log" ||
+        { echo "SKIPPED: ear index does not read the original's layout yet: $(tail -1 "$work/index.log")"; exit 77; }
+    serve_args=(--model "$model" --index "$work/ear.index" --data "$data")
+fi
+echo "ear serve ${serve_args[*]}"
+"$EAR_BIN" serve "${serve_args[@]}" --port "$ear_port" 2>"$work/ear.log" &
 started $!
 
 # The original's block, inside a server of its own; only the upstream port differs.
@@ -73,12 +84,15 @@ http {
 CONF
 nginx -p "$work" -e "$work/nginx-error.log" -c "$work/nginx.conf" &
 started $!
-if ! wait_for_port "$ear_port" 60 || ! wait_for_port "$nginx_port" 10; then
+if ! wait_for_port "$ear_port" 120 || ! wait_for_port "$nginx_port" 10; then
     echo "the servers did not start:" >&2
     tail -n 20 "$work/ear.log" "$work/nginx-error.log" >&2
     exit 1
 fi
 base=http://127.0.0.1:$nginx_port
+if [ "${serve_args[0]}" = --project ]; then
+    check "--project built the missing index in the folder" [ -s "$work/project/indexed_db.earindex" ]
+fi
 
 code=$(status "$base/ear/query" -F "file=@$data/audio/violin/v1.wav")
 if [ "$code" = 404 ]; then
