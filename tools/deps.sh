@@ -14,6 +14,8 @@ packages=(
   chromium
   # tools/ only (converter and import tests; skipped without them): Debian's PyTorch.
   python3-numpy python3-pil python3-torch python3-torchaudio python3-torchvision
+  # tests/tools/peer_query.sh: the original service reproduced (shared/peers/seed-python).
+  python3-flask python3-soundfile gunicorn
 )
 
 missing=()
