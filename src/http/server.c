@@ -686,6 +686,10 @@ static enum MHD_Result answer_route(struct MHD_Connection *connection, ear_http_
     if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
         req->route = EAR_HTTP_ROUTE_PAGE;
         asset = ear_http_asset_find("index.html");
+    } else if (strcmp(path, "/ce-loss") == 0) {
+        /* The original's second page, at its own address without .html. */
+        req->route = EAR_HTTP_ROUTE_PAGE;
+        asset = ear_http_asset_find("ce-loss.html");
     } else if (path[0] == '/' && (asset = ear_http_asset_find(path + 1)) != NULL) {
         req->route = EAR_HTTP_ROUTE_WEB;
     }

@@ -85,9 +85,10 @@ if [ "$page_status" != 0 ]; then
     echo "--- ear serve's log (last 30 lines) ---" >&2
     tail -30 "$WORK/serve.log" >&2
 fi
-check "the page's searches reached the service" grep -q " POST /api/search 200 " "$WORK/serve.log"
+# POST /query (the original's route), or api/search where this ear serve has no /query.
+check "the page's searches reached the service" grep -qE " POST /(query|api/search) 200 " "$WORK/serve.log"
 check "... and through the prefix-stripping proxy too" \
-    eval '[ "$(grep -c " POST /api/search 200 " "$WORK/serve.log")" -ge 4 ]'
+    eval '[ "$(grep -cE " POST /(query|api/search) 200 " "$WORK/serve.log")" -ge 4 ]'
 check "the oversized file never reached the service" eval '! grep -q " 413 " "$WORK/serve.log"'
 kill -TERM "$SITE_PID" 2>/dev/null
 wait "$SITE_PID" 2>/dev/null

@@ -59,44 +59,72 @@ async function open(browser, url, options = {}) {
     const target = request.url();
     if (!target.startsWith('blob:') && !target.startsWith('data:') && !target.startsWith(origin))
       problems.push(`request to another origin: ${target}`);
-    if (target.includes('api/search')) searches.push(target);
+    if (/\/(query|api\/search)/.test(new URL(target).pathname)) searches.push(target);
   });
   const response = await page.goto(url);
   check(`${url}: 200`, response && response.status() === 200, response && response.status());
   return { context, page, problems, searches };
 }
 
-// Waits for the summary of a finished search naming `what`, then checks the grid.
+// The labels of browser.sh's dataset (labels.tsv), and the ids of the items it leaves unlabelled.
+const LABELS = new Set(['A cow.', 'A dog.', 'cat', 'A bird at dawn.', 'Rain on a roof.',
+                        'A church bell.', 'An engine idling.', 'Waves on a beach.']);
+
+// Waits for the summary of a finished search naming `what`, then checks both
+// columns: frames (Audio → Image) that load, and, when the service answered
+// `query` (the original's route), sounds (Audio → Audio) that play. An `ear
+// serve` without `query` answers through api/search: frames only, said so.
 async function resultsFor(page, what, label) {
   await page.waitForFunction(
     (text) => document.getElementById('summary').textContent.includes(text) &&
-      document.getElementById('results').getAttribute('aria-busy') === 'false',
+      document.getElementById('columns').getAttribute('aria-busy') === 'false',
     what);
-  await page.waitForFunction(() => [...document.querySelectorAll('#results img')]
+  await page.waitForFunction(() => [...document.querySelectorAll('#columns img')]
     .every((image) => image.complete), null);
-  const grid = await page.evaluate(() => [...document.querySelectorAll('#results li')].map((li) => ({
+  await page.waitForFunction(() => [...document.querySelectorAll('#columns audio')]
+    .every((audio) => audio.readyState >= 1 && audio.duration > 0));
+  const read = (id) => page.evaluate((list) => [...document.querySelectorAll(`#${list} li`)].map((li) => ({
+    type: li.dataset.type,
     label: li.querySelector('.label').textContent,
     rank: li.querySelector('.rank').textContent,
     width: li.querySelector('img') ? li.querySelector('img').naturalWidth : -1,
     bar: li.querySelector('.bar-fill').style.width,
     score: li.querySelector('.score-text').textContent,
-    play: li.querySelector('button.play') ? li.querySelector('button.play').getAttribute('aria-label') : null,
-  })));
-  check(`${label}: 8 results`, grid.length === 8, grid.length);
-  check(`${label}: every frame loaded (naturalWidth > 0)`, grid.every((hit) => hit.width > 0),
-        JSON.stringify(grid.map((hit) => hit.width)));
-  check(`${label}: ranks #1 to #8 in order`,
-        grid.map((hit) => hit.rank).join() === '#1,#2,#3,#4,#5,#6,#7,#8',
-        grid.map((hit) => hit.rank).join());
-  check(`${label}: labels from labels.tsv`, grid.some((hit) => hit.label === 'A church bell.'),
-        grid.map((hit) => hit.label).join('|'));
-  check(`${label}: a score bar and a score on each`,
-        grid.every((hit) => /^\d+%$/.test(hit.bar) && /^score -?\d\.\d\d$/.test(hit.score)),
-        JSON.stringify(grid.map((hit) => [hit.bar, hit.score])));
-  check(`${label}: a play button on the 7 items with a sound (not the cat)`,
-        grid.filter((hit) => hit.play).length === 7 &&
-        grid.find((hit) => hit.label === 'cat').play === null,
-        grid.filter((hit) => hit.play).length);
+    sound: li.querySelector('audio') ? li.querySelector('audio').duration : null,
+  })), id);
+  const cross = await read('cross');
+  const same = await read('same');
+  const viaQuery = await page.evaluate(() => document.getElementById('same-note').hidden);
+  check(`${label}: "Cross Modality (Audio → Image)"`,
+        await page.locator('#cross-heading').textContent() === 'Cross Modality (Audio → Image)');
+  check(`${label}: "Same Modality (Audio → Audio)"`,
+        await page.locator('#same-heading').textContent() === 'Same Modality (Audio → Audio)');
+  check(`${label}: 1 to 5 frames`, cross.length >= 1 && cross.length <= 5, cross.length);
+  check(`${label}: every frame loaded (naturalWidth > 0)`,
+        cross.every((hit) => hit.type === 'image' && hit.width > 0),
+        JSON.stringify(cross.map((hit) => hit.width)));
+  for (const [name, hits] of [['frames', cross], ['sounds', same]]) {
+    check(`${label}, ${name}: ranks from #1 in order`,
+          hits.every((hit, i) => hit.rank === `#${i + 1}`), hits.map((hit) => hit.rank).join());
+    check(`${label}, ${name}: labels from labels.tsv`, hits.every((hit) => LABELS.has(hit.label)),
+          hits.map((hit) => hit.label).join('|'));
+    check(`${label}, ${name}: a score bar and a score on each`,
+          hits.every((hit) => /^\d+%$/.test(hit.bar) && /^score -?\d\.\d{3}$/.test(hit.score)),
+          JSON.stringify(hits.map((hit) => [hit.bar, hit.score])));
+    check(`${label}, ${name}: every sound playable (duration read)`,
+          hits.every((hit) => hit.sound === null || hit.sound > 0.5),
+          JSON.stringify(hits.map((hit) => hit.sound)));
+  }
+  if (viaQuery) {
+    check(`${label}: 1 to 5 sounds`, same.length >= 1 && same.length <= 5, same.length);
+    check(`${label}: each a sound with a player`,
+          same.every((hit) => hit.type === 'audio' && hit.sound > 0.5), JSON.stringify(same));
+  } else {
+    check(`${label}: (no query route) said that this Ear matches frames only`,
+          same.length === 0 && (await page.locator('#same-note').textContent()).includes('frames only'));
+    check(`${label}: (no query route) the frames\' sounds playable`,
+          cross.some((hit) => hit.sound > 0.5), JSON.stringify(cross.map((hit) => hit.sound)));
+  }
   await page.waitForFunction(() => /seconds$/.test(document.getElementById('wave').getAttribute('aria-label')));
   const inked = await page.evaluate(() => {
     // The waveform is drawn: some pixels away from the centre line are inked.
@@ -109,7 +137,7 @@ async function resultsFor(page, what, label) {
     return inkedPixels / (canvas.width * canvas.height);
   });
   check(`${label}: the query's waveform drawn on the canvas`, inked > 0.05, inked);
-  return grid;
+  return { cross, same, viaQuery };
 }
 
 async function messageText(page) {
@@ -123,7 +151,7 @@ const measured = { search: [], load: [] };
 async function collect(page) {
   const numbers = await page.evaluate(() => ({
     search: performance.getEntriesByType('resource')
-      .filter((entry) => entry.name.includes('api/search')).map((entry) => entry.duration),
+      .filter((entry) => /\/(query|api\/search)/.test(entry.name)).map((entry) => entry.duration),
     load: performance.getEntriesByType('navigation').map((entry) => entry.loadEventEnd),
   }));
   measured.search.push(...numbers.search);
@@ -157,7 +185,7 @@ async function main() {
   try {
     await part('desktop', async () => {
       const { context, page, problems } = await open(browser, BASE);
-      check('the title', (await page.title()).startsWith('Ear'));
+      check('the title', await page.title() === 'EAR (Embedding Audio-visual Retrieval)', await page.title());
       const example = page.getByRole('button', { name: 'Search with the sound of A cow.' });
       await example.waitFor();
       check('six examples, each a labelled button',
@@ -176,14 +204,27 @@ async function main() {
       check('the query caption gives the duration', /^Your recording, [2-3]\.\d s$/.test(caption), caption);
       await page.screenshot({ path: path.join(ARTIFACTS, 'results-desktop.png'), fullPage: true });
 
-      // A result's own sound plays, and stops again.
-      const play = page.getByRole('button', { name: 'Play the sound of A cow.' });
-      const sound = page.waitForResponse((response) => response.url().endsWith('data/audio/cow.wav'));
-      await play.click();
-      check('playing fetches the item\'s sound', [200, 206].includes((await sound).status()));
-      check('the play button becomes Stop', await play.textContent() === 'Stop');
-      await play.click();
-      check('... and back', await play.textContent() === 'Play sound');
+      // A result's own sound plays; starting another pauses it (one at a time).
+      const playing = await page.evaluate(async () => {
+        const players = [...document.querySelectorAll('#columns audio')];
+        players.forEach((audio) => { audio.muted = true; });
+        await players[0].play();
+        await new Promise((done) => setTimeout(done, 600));
+        const first = players[0].currentTime;
+        let paused = true;
+        if (players[1]) {
+          await players[1].play();
+          await new Promise((done) => setTimeout(done, 100));
+          paused = players[0].paused;
+          players[1].pause();
+        }
+        players[0].pause();
+        return { first, paused };
+      });
+      check('the players fetched dataset sounds', await page.evaluate(() => performance
+        .getEntriesByType('resource').some((entry) => /\/data\/audio\//.test(entry.name))));
+      check('a result\'s sound plays', playing.first > 0.2, playing.first);
+      check('... and another one playing pauses it', playing.paused);
 
       // The file picker.
       await page.setInputFiles('#file', UPLOAD);
@@ -235,8 +276,8 @@ async function main() {
       await page.setInputFiles('#file', env('EAR_NOT_AUDIO'));
       let text = await messageText(page);
       check('not a sound: the service\'s 400 in plain words',
-            text.startsWith('Ear could not read that as a sound.'), text);
-      check('... and no stale results', await page.locator('#results li').count() === 0);
+            /^Ear (could not read that as a sound\.|searches with sounds)/.test(text), text);
+      check('... and no stale results', await page.locator('#columns li').count() === 0);
       await page.screenshot({ path: path.join(ARTIFACTS, 'error-undecodable.png') });
 
       const before = searches.length;
@@ -254,26 +295,31 @@ async function main() {
       check('... nothing was sent', searches.length === before, searches.length - before);
 
       // Busy: the service's 503, then the same sound again once it is free.
-      await page.route('**/api/search*', (route) => route.fulfill({
+      const busy = (route) => route.fulfill({
         status: 503, contentType: 'application/json', headers: { 'Retry-After': '1' },
-        body: '{"error":{"code":"busy","message":"every worker is busy"}}' }));
+        body: '{"error":{"code":"busy","message":"every worker is busy"}}' });
+      await page.route('**/query', busy);
+      await page.route('**/api/search*', busy);
       await page.setInputFiles('#file', UPLOAD);
       await page.waitForFunction(() => document.getElementById('message-text').textContent.includes('busy'));
       text = await page.locator('#message-text').textContent();
       check('503: busy, try again', text === 'Ear is busy with other searches right now. Try again in a moment.', text);
       const retry = page.getByRole('button', { name: 'Try again' });
       check('... with a Try again button', await retry.isVisible());
+      await page.unroute('**/query');
       await page.unroute('**/api/search*');
       await retry.click();
       await resultsFor(page, 'match “upload.ogg”', 'retry after 503');
       check('... the message is gone', await page.locator('#message').isHidden());
 
       // The network down.
+      await page.route('**/query', (route) => route.abort('internetdisconnected'));
       await page.route('**/api/search*', (route) => route.abort('internetdisconnected'));
       await page.setInputFiles('#file', UPLOAD);
       text = await messageText(page);
       check('network down: said so', text.startsWith('Ear could not be reached'), text);
       check('... with a Try again button', await retry.isVisible());
+      await page.unroute('**/query');
       await page.unroute('**/api/search*');
       noProblems('errors', problems);
       await context.close();
@@ -299,14 +345,16 @@ async function main() {
     await part('under /ear/', async () => {
       const { context, page, problems } = await open(browser, PREFIXED);
       const requests = [];
-      page.on('request', (request) => requests.push(new URL(request.url()).pathname));
+      page.on('request', (request) => {
+        if (!request.url().startsWith('blob:')) requests.push(new URL(request.url()).pathname);
+      });
       await page.getByRole('button', { name: 'Search with the sound of A dog.' }).waitFor();
       const stop = await record(page, 2000);
       await stop.click();
       await resultsFor(page, 'match your recording', 'under /ear/');
       const outside = requests.filter((p) => !p.startsWith('/ear/'));
       check('under /ear/: every request stays under /ear/', outside.length === 0, outside.join(' '));
-      check('under /ear/: the search went to /ear/api/search', requests.includes('/ear/api/search'));
+      check('under /ear/: the search went to /ear/query', requests.includes('/ear/query'));
       check('under /ear/: frames from /ear/data/frames/',
             requests.some((p) => p.startsWith('/ear/data/frames/')));
       noProblems('under /ear/', problems);
@@ -321,10 +369,12 @@ async function main() {
       await resultsFor(page, 'match “upload.ogg”', 'phone');
       const layout = await page.evaluate(() => ({
         scroll: document.documentElement.scrollWidth,
-        columns: new Set([...document.querySelectorAll('#results li')].map((li) => li.offsetLeft)).size,
+        columns: new Set([...document.querySelectorAll('#cross li')].map((li) => li.offsetLeft)).size,
+        cards: document.querySelectorAll('#cross li').length,
       }));
       check('375 px: nothing wider than the screen', layout.scroll <= 375, layout.scroll);
-      check('375 px: the results in two columns', layout.columns === 2, layout.columns);
+      check('375 px: the frames two a row', layout.columns === Math.min(2, layout.cards),
+            `${layout.columns} for ${layout.cards}`);
       await page.screenshot({ path: path.join(ARTIFACTS, 'results-phone.png'), fullPage: true });
       noProblems('phone', problems);
       await collect(page);

@@ -26,6 +26,14 @@ for prefix in "" /ear; do
         check "GET $prefix$page: the page of web/index.html" cmp -s "$WORK/page.b" "$SOURCE/web/index.html"
         check "GET $prefix$page: the common headers" common page
     done
+    # The original's second page, at its own address without .html.
+    fetch ce "$(URL "$prefix/ce-loss")"
+    check "GET $prefix/ce-loss: 200 (got $code)" [ "$code" = 200 ]
+    check "GET $prefix/ce-loss: the page of web/ce-loss.html" cmp -s "$WORK/ce.b" "$SOURCE/web/ce-loss.html"
+    check "GET $prefix/ce-loss: text/html and the common headers" \
+        eval '[ "$(header ce Content-Type)" = "text/html; charset=utf-8" ] && common ce'
+    fetch ce "$(URL "$prefix/ce-loss")" -X POST
+    check "POST $prefix/ce-loss: 405 (got $code)" [ "$code" = 405 ]
     # Every other file of web/, with its type.
     for file in "$SOURCE"/web/*; do
         name=$(basename "$file")

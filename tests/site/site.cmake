@@ -17,3 +17,7 @@ ear_site_shell_test(site_deploy_files test_site_deploy_files.sh)
 ear_site_shell_test(site_deploy_servers test_site_deploy_servers.sh)
 # Skipped (77) only while this build's `ear` has no `serve` command.
 set_tests_properties(site_deploy_servers PROPERTIES SKIP_RETURN_CODE 77)
+
+# The original service's nginx block unchanged in front of `ear serve`.
+ear_site_shell_test(site_original_nginx test_site_original_nginx.sh)
+set_tests_properties(site_original_nginx PROPERTIES SKIP_RETURN_CODE 77)
