@@ -8,4 +8,4 @@ ear_test(nn_alloc SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_alloc.c LIBS ear_n
 target_link_options(test_nn_alloc PRIVATE
   -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
 ear_test(nn_audio_only SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_audio_only.c LIBS ear_nn)
-ear_test(nn_backend SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_backend.c LIBS ear_nn)
+ear_test(nn_backend SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_backend.c LIBS ear_nn Threads::Threads)
