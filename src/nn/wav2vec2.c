@@ -22,6 +22,7 @@
  * after the last layer in forward(), which extract_features does not apply). */
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -685,6 +686,42 @@ static void group_norm_gelu(float *x, size_t rows, int n, const float *weight, c
     gelu_inplace(x, rows * (size_t)n);
 }
 
+/* e^x for x <= 0 to about 1 ulp (Cephes' expf polynomial, the power of two put in the
+ * exponent bits), branch-free so that a row of scores vectorises. */
+static inline float exp_nonpositive(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* One row of scores to its softmax, in place. */
+SIMD_CLONES static void softmax_row(float *s, int n)
+{
+    float top = s[0];
+    for (int j = 1; j < n; j++)
+        top = s[j] > top ? s[j] : top;
+    float total = 0;
+    for (int j = 0; j < n; j++) {
+        s[j] = exp_nonpositive(s[j] - top);
+        total += s[j];
+    }
+    float inv = 1.0f / total;
+    for (int j = 0; j < n; j++)
+        s[j] *= inv;
+}
+
 /* One head's attention for every frame: scores = (scale q) k^T, softmax by row, scores v. */
 static void attention(const float *qkv, int frames, int embed, int heads, float *scores,
                       float *ctx)
@@ -696,19 +733,8 @@ static void attention(const float *qkv, int frames, int embed, int heads, float 
         const float *q = qkv + h * d, *k = qkv + embed + h * d, *v = qkv + 2 * embed + h * d;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, frames, frames, d, scale, q, ld, k,
                     ld, 0.0f, scores, frames);
-        for (int r = 0; r < frames; r++) {
-            float *s = scores + (size_t)r * (size_t)frames, top = s[0];
-            for (int j = 1; j < frames; j++)
-                top = s[j] > top ? s[j] : top;
-            double total = 0;
-            for (int j = 0; j < frames; j++) {
-                s[j] = expf(s[j] - top);
-                total += s[j];
-            }
-            float inv = (float)(1.0 / total);
-            for (int j = 0; j < frames; j++)
-                s[j] *= inv;
-        }
+        for (int r = 0; r < frames; r++)
+            softmax_row(scores + (size_t)r * (size_t)frames, frames);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, frames, d, frames, 1.0f, scores,
                     frames, v, ld, 0.0f, ctx + h * d, embed);
     }
