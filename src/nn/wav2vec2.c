@@ -31,6 +31,9 @@
 #define NAME_SIZE 192
 /* Extractor matrix products run in bands of rows: bounded scratch, cache-sized pieces. */
 #define BAND_ROWS 2048
+/* The first two convs run fused, in bands of this many of the second's output rows: the first
+ * conv's output (the largest activation: 32,000 x 512 floats for 10 s) never exists whole. */
+#define FUSED_ROWS 1024
 #define NORM_EPSILON 1e-5
 
 typedef struct w2v_conv {
@@ -60,13 +63,24 @@ struct ear_nn_w2v {
     int frames[EAR_NN_W2V_MAX_CONVS + 1]; /* frames after conv i-1 for the longest clip */
     size_t scratch_bytes, weight_bytes;
     /* Arena layout (floats). */
-    size_t off_a, off_b, off_x, off_t, off_qkv, off_ctx, off_h, off_scores, off_pad, off_y,
+    size_t off_a, off_b, off_band, off_x, off_t, off_qkv, off_ctx, off_h, off_scores, off_pad, off_y,
         off_stats, off_scratch, arena_floats;
 };
 
 static int output_frames(int input, int kernel, int stride)
 {
     return input < kernel ? 0 : (input - kernel) / stride + 1;
+}
+
+/* Rows of the second conv per fused band, and rows of the first conv that band reads. */
+static int fused_rows(const ear_nn_w2v *w)
+{
+    return w->frames[2] < FUSED_ROWS ? w->frames[2] : FUSED_ROWS;
+}
+
+static int fused_band(const ear_nn_w2v *w)
+{
+    return w->c.conv_stride[1] * (fused_rows(w) - 1) + w->c.conv_kernel[1];
 }
 
 static const ear_nn_tensor_info *find(const ear_nn_safetensors *file, const char *prefix,
@@ -291,6 +305,8 @@ static int load_extractor(ear_nn_w2v *w, loader *l)
                     return -1;
             }
             int rows = w->frames[i + 1] < BAND_ROWS ? w->frames[i + 1] : BAND_ROWS;
+            if (c->conv_count >= 2 && i < 2)
+                rows = i == 0 ? fused_band(w) : fused_rows(w);
             v->mm = ear_nn_matmul_create(l->reorder, bias, v->out, (int)fan, rows, l->weights,
                                          l->err);
             if (!v->mm)
@@ -363,19 +379,22 @@ static size_t up(size_t floats)
 static void plan(ear_nn_w2v *w)
 {
     const ear_nn_w2v_config *c = &w->c;
-    size_t a = 0, b = 0;
-    for (int i = 0; i < c->conv_count; i++) {
+    size_t a = 0, b = 0, band = 0;
+    for (int i = c->conv_count >= 2 ? 1 : 0; i < c->conv_count; i++) {
         size_t n = (size_t)w->frames[i + 1] * (size_t)c->conv_channels[i];
         if (i % 2 == 0)
             a = n > a ? n : a;
         else
             b = n > b ? n : b;
     }
+    if (c->conv_count >= 2)
+        band = (size_t)fused_band(w) * (size_t)c->conv_channels[0];
     size_t t = (size_t)w->frames[c->conv_count], e = (size_t)c->embed;
     size_t eg = e / (size_t)c->pos_groups;
     size_t next = 0;
     w->off_a = next, next += up(a);
     w->off_b = next, next += up(b);
+    w->off_band = next, next += up(band);
     w->off_x = next, next += up(t * e);
     w->off_t = next, next += up(t * e);
     w->off_qkv = next, next += up(t * 3 * e);
@@ -653,6 +672,18 @@ SIMD_CLONES static void column_sums(const float *x, size_t rows, int n, const do
     }
 }
 
+SIMD_CLONES static void column_moments(const float *x, size_t rows, int n, double *sum,
+                                       double *squares)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * (size_t)n;
+        for (int i = 0; i < n; i++) {
+            sum[i] += row[i];
+            squares[i] += (double)row[i] * row[i];
+        }
+    }
+}
+
 SIMD_CLONES static void normalise_columns(float *x, size_t rows, int n, const float *scale,
                                           const float *shift)
 {
@@ -754,6 +785,63 @@ static int banded(const ear_nn_matmul *mm, const float *x, size_t x_stride, int 
     return 0;
 }
 
+/* The first two convs in bands of the second's rows: each band's first-conv rows made,
+ * normalised and GELU'd in a small buffer, then the second conv over them into the arena's
+ * second buffer. The first conv's GroupNorm needs its whole output's statistics: a first pass
+ * makes each band and keeps only the column sums and sums of squares (in double). */
+static int fused_extractor(const ear_nn_w2v *w, const float *wave, int count, float *base,
+                           void *scratch, ear_error *err)
+{
+    const ear_nn_w2v_config *c = &w->c;
+    const w2v_conv *v0 = &w->convs[0], *v1 = &w->convs[1];
+    int c0 = v0->out, f0 = output_frames(count, v0->kernel, v0->stride);
+    int f1 = output_frames(f0, v1->kernel, v1->stride), rows = fused_rows(w);
+    int group = v0->norm_weight && !c->layer_norm_extractor;
+    float *band = base + w->off_band, *out = base + w->off_b;
+    double *sum = (double *)(base + w->off_stats), *squares = sum + c0;
+    float *scale = (float *)(squares + c0), *shift = scale + c0;
+    ear_nn_activation act0 = v0->norm_weight ? EAR_NN_ACT_NONE : EAR_NN_ACT_GELU;
+    if (group) {
+        int step = fused_band(w);
+        for (int i = 0; i < c0; i++)
+            sum[i] = squares[i] = 0;
+        for (int r = 0; r < f0; r += step) {
+            int n = f0 - r < step ? f0 - r : step;
+            if (ear_nn_matmul_run(v0->mm, wave + (size_t)r * (size_t)v0->stride,
+                                  (size_t)v0->stride, n, band, 0, act0, scratch, err) != 0)
+                return -1;
+            column_moments(band, (size_t)n, c0, sum, squares);
+        }
+        for (int i = 0; i < c0; i++) {
+            double mean = sum[i] / f0, var = squares[i] / f0 - mean * mean;
+            double inv = 1.0 / sqrt((var > 0 ? var : 0) + NORM_EPSILON);
+            scale[i] = (float)(inv * v0->norm_weight[i]);
+            shift[i] = (float)(v0->norm_bias[i] - mean * inv * v0->norm_weight[i]);
+        }
+    }
+    for (int t = 0; t < f1; t += rows) {
+        int n1 = f1 - t < rows ? f1 - t : rows;
+        int r0 = t * v1->stride, n0 = v1->stride * (n1 - 1) + v1->kernel;
+        if (ear_nn_matmul_run(v0->mm, wave + (size_t)r0 * (size_t)v0->stride,
+                              (size_t)v0->stride, n0, band, 0, act0, scratch, err) != 0)
+            return -1;
+        if (group) {
+            normalise_columns(band, (size_t)n0, c0, scale, shift);
+            gelu_inplace(band, (size_t)n0 * (size_t)c0);
+        } else if (v0->norm_weight) {
+            layer_norm(band, band, (size_t)n0, c0, v0->norm_weight, v0->norm_bias, 1);
+        }
+        float *y = out + (size_t)t * (size_t)v1->out;
+        if (ear_nn_matmul_run(v1->mm, band, (size_t)v1->stride * (size_t)c0, n1, y, 0,
+                              v1->norm_weight ? EAR_NN_ACT_NONE : EAR_NN_ACT_GELU, scratch,
+                              err) != 0)
+            return -1;
+        if (v1->norm_weight)
+            layer_norm(y, y, (size_t)n1, v1->out, v1->norm_weight, v1->norm_bias, 1);
+    }
+    return 0;
+}
+
 int ear_nn_w2v_embed(const ear_nn_w2v *w, const float *wave, size_t count, void *arena,
                      float *unit, ear_error *err)
 {
@@ -774,8 +862,17 @@ int ear_nn_w2v_embed(const ear_nn_w2v *w, const float *wave, size_t count, void 
 
     /* The feature extractor. */
     const float *in = wave;
-    int frames = (int)count, channels = 1;
-    for (int i = 0; i < c->conv_count; i++) {
+    int frames = (int)count, channels = 1, first = 0;
+    if (c->conv_count >= 2) {
+        if (fused_extractor(w, wave, frames, base, scratch, err) != 0)
+            return -1;
+        first = 2;
+        in = buf[1];
+        frames = output_frames(output_frames(frames, c->conv_kernel[0], c->conv_stride[0]),
+                               c->conv_kernel[1], c->conv_stride[1]);
+        channels = c->conv_channels[1];
+    }
+    for (int i = first; i < c->conv_count; i++) {
         const w2v_conv *v = &w->convs[i];
         int out_frames = output_frames(frames, v->kernel, v->stride);
         float *out = buf[i % 2];
