@@ -163,6 +163,11 @@ ear_nn_session *ear_nn_session_create(const ear_nn_model *m, ear_error *err)
     s->scratch_floats = p.scratch;
     if (m->w2v) {
         s->w2v_bytes = ear_nn_w2v_arena_bytes(m->w2v);
+        if (s->w2v_bytes > MAX_ARENA_BYTES) {
+            ear_error_set(err, "the model's longest clip needs %zu bytes of activations per "
+                               "session (limit %zu)", s->w2v_bytes, MAX_ARENA_BYTES);
+            goto fail;
+        }
         if (posix_memalign(&s->w2v_arena, 64, s->w2v_bytes) != 0) {
             s->w2v_arena = NULL;
             ear_error_set(err, "out of memory (%zu bytes for a session's arena)", s->w2v_bytes);
