@@ -43,7 +43,7 @@ def path(name):
     return os.path.join(OUT, name)
 
 
-def rezip(src, dst, replace=None, drop=(), deflate=()):
+def rezip(src, dst, replace=None, drop=(), deflate=(), add=None):
     """Copies a torch zip entry by entry with Python's zipfile (no 64-byte alignment, no data
     descriptors): a different writer, and a way to put a bad entry in a well-formed zip."""
     replace = replace or {}
@@ -54,6 +54,36 @@ def rezip(src, dst, replace=None, drop=(), deflate=()):
             data = replace.get(info.filename, zin.read(info.filename))
             method = zipfile.ZIP_DEFLATED if info.filename in deflate else zipfile.ZIP_STORED
             zout.writestr(zipfile.ZipInfo(info.filename), data, compress_type=method)
+        for name, data in (add or {}).items():
+            zout.writestr(zipfile.ZipInfo(name), data)
+
+
+def write_zip64(src, dst):
+    """Copies a torch zip into one whose every size and offset is saturated (0xFFFFFFFF) and
+    given in zip64 extra fields, local and central, with zip64 end records: what a writer does
+    past 4 GiB, in a small file."""
+    import struct
+    import zlib
+    with zipfile.ZipFile(src) as z:
+        entries = [(i.filename.encode(), z.read(i.filename)) for i in z.infolist()]
+    out, central = bytearray(), bytearray()
+    for name, data in entries:
+        offset, crc = len(out), zlib.crc32(data)
+        extra = struct.pack("<HHQQ", 1, 16, len(data), len(data))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034b50, 45, 0, 0, 0, 0, crc,
+                           0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra)) + name + extra + data
+        extra = struct.pack("<HHQQQ", 1, 24, len(data), len(data), offset)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 45, 45, 0, 0, 0, 0, crc,
+                               0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra), 0, 0, 0, 0,
+                               0xFFFFFFFF) + name + extra
+    cd_offset = len(out)
+    out += central
+    z64 = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064b50, 44, 45, 45, 0, 0, len(entries), len(entries),
+                       len(central), cd_offset)
+    out += struct.pack("<IIQI", 0x07064b50, 0, z64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    open(dst, "wb").write(bytes(out))
 
 
 def folder_of(src):
@@ -108,6 +138,9 @@ def main():
 
     # The same file rewritten by Python's zipfile: another writer's zip.
     rezip(path("state_dict.pt"), path("rezipped.pt"))
+
+    # The same file with zip64 sizes and offsets everywhere (what a file past 4 GiB has).
+    write_zip64(path("state_dict.pt"), path("zip64.pt"))
 
     # Newer pickle protocols (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL); a Parameter.
     small = OrderedDict(a=torch.randn(2, 2), p=torch.nn.Parameter(torch.randn(3)),
@@ -175,6 +208,11 @@ def main():
     # Refused: a compressed storage; a storage record missing.
     rezip(short, path("deflate.pt"), deflate={folder + "/data/0"})
     rezip(short, path("missing_storage.pt"), drop={folder + "/data/0"})
+    # torch 2's extra records: `byteorder` ("little" read, "big" refused), .data/serialization_id.
+    rezip(short, path("byteorder_little.pt"),
+          add={folder + "/byteorder": b"little", folder + "/.data/serialization_id": b"1234"})
+    rezip(short, path("byteorder_big.pt"), add={folder + "/byteorder": b"big"})
+    expected["byteorder_little.pt"] = {"t": describe(torch.load(short)["t"])}
     os.remove(short)
     # Refused: the legacy (pre-1.6) format.
     torch.save(OrderedDict(t=torch.zeros(2)), path("legacy.pt"),

@@ -19,6 +19,11 @@ int ear_cli_serve(int argc, char **argv);
 /* `ear info` for a file starting with "EARINDEX": describes and verifies it. */
 int ear_cli_info_index(const char *path);
 
+/* `ear info` for a torch.save zip that the model loader did not take (not_model: its reason):
+ * what the .pt reader sees (top-level entries, tensor count, dtypes, bytes), or why the
+ * reader refuses the file (exit 1). */
+int ear_cli_info_pt(const char *path, const char *not_model);
+
 /* Prints `ear: <what>: <why>` on stderr and returns EAR_EXIT_FAILED. */
 int ear_cli_fail(const char *what, const char *why);
 

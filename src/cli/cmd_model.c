@@ -30,7 +30,8 @@ static const char info_help[] =
     "usage: ear info FILE\n\n"
     "What an Ear model or index file holds. A model is checked in full (every tensor, as\n"
     "loading does) and described: configuration, parameters, bytes, dtypes, fingerprint.\n"
-    "An index is described and its tables verified.\n\n"
+    "An index is described and its tables verified. A torch.save .pt file that is not a\n"
+    "model Ear runs is read safely and its entries, tensors and dtypes listed.\n\n"
     "  -h, --help             this text\n";
 
 typedef struct embed_args {
@@ -175,10 +176,12 @@ done:
     return status;
 }
 
-static int info_model(const char *path)
+static int info_model(const char *path, int zip)
 {
     ear_error err;
     ear_nn_model *model = ear_nn_model_load(path, &err);
+    if (!model && zip) /* a torch.save file, but no model Ear runs: what it holds */
+        return ear_cli_info_pt(path, err.message);
     if (!model) {
         fprintf(stderr, "ear: %s\n", err.message);
         return EAR_EXIT_FAILED;
@@ -220,5 +223,6 @@ int ear_cli_info(int argc, char **argv)
         if (got >= length && memcmp(head, info_kinds[i].magic, length) == 0)
             return info_kinds[i].describe(path);
     }
-    return info_model(path); /* also says why a file cannot be opened */
+    /* also says why a file cannot be opened */
+    return info_model(path, got >= 4 && memcmp(head, "PK\3\4", 4) == 0);
 }

@@ -278,6 +278,8 @@ static int push_int(vm *m, int64_t i)
 /* Appends n values to a list, tuple or dict (a dict takes key, value pairs). */
 static int seq_append(vm *m, ear_pt_value *c, ear_pt_value **items, size_t n)
 {
+    if (n == 0) /* an empty MARK: nothing to add (and items may be NULL) */
+        return 0;
     if (c->u.seq.capacity - c->u.seq.count < n) {
         size_t capacity = c->u.seq.capacity ? c->u.seq.capacity : 4;
         while (capacity - c->u.seq.count < n)
@@ -964,8 +966,10 @@ int ear_pt_unpickle(ear_pt_file *f, ear_error *err)
     m.start = m.p = f->pickle->data;
     m.end = m.p + f->pickle->size;
     m.marks = malloc(EAR_PT_MAX_MARKS * sizeof *m.marks);
+    m.stack_capacity = 256; /* never NULL: `stack + first` is then always defined */
+    m.stack = malloc(m.stack_capacity * sizeof *m.stack);
     int status = -1;
-    if (!m.marks) {
+    if (!m.marks || !m.stack) {
         ear_error_set(err, "%s: out of memory", f->path);
         goto done;
     }
@@ -982,7 +986,7 @@ done:
 
 ear_pt_kind ear_pt_value_kind(const ear_pt_value *v)
 {
-    return v->kind;
+    return v ? v->kind : EAR_PT_KIND_NONE;
 }
 
 int64_t ear_pt_value_int(const ear_pt_value *v)
@@ -1046,7 +1050,8 @@ const ear_pt_value *ear_pt_dict_get(const ear_pt_value *dict, const char *key)
     size_t n = strlen(key);
     for (size_t i = 0; i < dict->u.seq.count; i += 2) {
         const ear_pt_value *k = dict->u.seq.items[i];
-        if (k->kind == EAR_PT_KIND_STRING && k->u.str.length == n && memcmp(k->u.str.s, key, n) == 0)
+        if (k->kind == EAR_PT_KIND_STRING && k->u.str.length == n &&
+            memcmp(k->u.str.s, key, n) == 0)
             return dict->u.seq.items[i + 1];
     }
     return NULL;

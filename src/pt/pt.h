@@ -12,9 +12,10 @@
  * never code. Every size is bounded (stack, memo, values, nesting depth) and every claimed
  * length is checked against the bytes that are there before anything is allocated for it.
  *
- * The result is a tree of values (the pickle's object graph; it may share a value between two
- * places but never has a cycle, and nests at most EAR_PT_MAX_DEPTH deep) whose tensors point
- * into the mapped file: nothing is copied. Everything returned lives until ear_pt_close.
+ * The result is a tree of values (the pickle's object graph; it may share a value between
+ * two places but never has a cycle, and no value lies deeper than EAR_PT_MAX_DEPTH) whose
+ * tensors point into the mapped file: nothing is copied. Everything returned lives until
+ * ear_pt_close.
  * Messages start with the file's path (or "<memory>"). */
 #ifndef EAR_PT_H
 #define EAR_PT_H
@@ -25,7 +26,7 @@
 #include "core/core.h"
 
 #define EAR_PT_MAX_DIMS 8   /* tensors with more dimensions are refused */
-#define EAR_PT_MAX_DEPTH 64 /* values nested deeper are refused */
+#define EAR_PT_MAX_DEPTH 64 /* a value's depth (the root's is 0) beyond this is refused */
 
 typedef struct ear_pt_file ear_pt_file;
 typedef struct ear_pt_value ear_pt_value;
@@ -64,7 +65,9 @@ typedef struct ear_pt_tensor {
     size_t shape[EAR_PT_MAX_DIMS];
     size_t stride[EAR_PT_MAX_DIMS]; /* in elements, as torch has it (may be 0) */
     size_t storage_offset;         /* in elements */
-    size_t numel;                  /* product of shape (1 for a scalar, 0 if any dim is 0) */
+    size_t numel;                  /* product of shape (1 for a scalar, 0 if any dim is 0);
+                                      with a 0 stride it can exceed the storage's elements:
+                                      check it before allocating numel of anything */
     int contiguous;                /* 1 when the elements lie in C order, densely, from data */
     int aligned;                   /* 1 when data is aligned to the element size */
     const uint8_t *data;           /* element [0,...,0] in the map (NULL when numel is 0) */
@@ -88,7 +91,8 @@ const uint8_t *ear_pt_bytes(const ear_pt_file *f, size_t *size);
 /* The object the pickle built (never NULL for an open file). */
 const ear_pt_value *ear_pt_root(const ear_pt_file *f);
 
-/* The kind of v. */
+/* The kind of v. Every accessor takes NULL (what a missing key or item gives): it reads as
+ * None, count 0, no string, no tensor. */
 ear_pt_kind ear_pt_value_kind(const ear_pt_value *v);
 
 /* A bool's or int's value (a bool reads as 0/1); 0 for other kinds. */

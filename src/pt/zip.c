@@ -27,20 +27,28 @@ static uint64_t rd64(const uint8_t *p)
 
 uint32_t ear_pt_crc32(const uint8_t *data, size_t size)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) { /* idempotent: racing threads write the same values */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
+    /* Slicing by 8 (eight bytes a step): data.pkl of a large index is tens of MB. The tables
+     * are made per call (8 KiB, ~4000 steps) so that no state is shared between threads. */
+    uint32_t table[8][256];
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[0][i] = c;
     }
+    for (int t = 1; t < 8; t++)
+        for (uint32_t i = 0; i < 256; i++)
+            table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xFF];
     uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < size; i++)
-        c = table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+    size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        uint32_t lo = c ^ rd32(data + i), hi = rd32(data + i + 4);
+        c = table[7][lo & 0xFF] ^ table[6][(lo >> 8) & 0xFF] ^ table[5][(lo >> 16) & 0xFF] ^
+            table[4][lo >> 24] ^ table[3][hi & 0xFF] ^ table[2][(hi >> 8) & 0xFF] ^
+            table[1][(hi >> 16) & 0xFF] ^ table[0][hi >> 24];
+    }
+    for (; i < size; i++)
+        c = table[0][(c ^ data[i]) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
 

@@ -199,6 +199,7 @@ static void test_refusals(void)
         {"deflate.pt", "is compressed"},
         {"missing_storage.pt", "is missing"},
         {"legacy.pt", "legacy torch.save format"},
+        {"byteorder_big.pt", "not little endian"},
         {"opcode.pt", "refusing pickle opcode 'I'"},
         {"cycle.pt", "contains itself"},
         {"deep.pt", "nested more than 64 deep"},
@@ -331,6 +332,8 @@ int main(void)
     test_state_dict("state_dict.pt");
     expect_aligned = 0;
     test_state_dict("rezipped.pt");
+    test_state_dict("zip64.pt");
+    ear_pt_close(check_state_dict("byteorder_little.pt", "byteorder_little.pt"));
     expect_aligned = 1;
     ear_pt_close(check_state_dict("protocol4.pt", "protocol4.pt"));
     ear_pt_close(check_state_dict("protocol5.pt", "protocol5.pt"));
@@ -339,6 +342,7 @@ int main(void)
     test_refusals();
     test_damage("protocol4.pt");
     test_damage("state_dict.pt");
+    test_damage("zip64.pt");
     cJSON_Delete(expected);
     return ear_test_finish();
 }
