@@ -447,6 +447,18 @@ static void count_file(ear_nn_model *m, const ear_nn_safetensors *file)
     }
 }
 
+/* The convolutions onto the backend, in the process's weight type (ear_nn_set_weight_type). */
+static int compile_towers(ear_nn_model *m, const char *path, ear_error *err)
+{
+    ear_error inner;
+    ear_nn_tower *towers[2] = {&m->audio, &m->image};
+    for (int i = 0; i < 2; i++)
+        if (towers[i]->present &&
+            ear_nn_tower_compile(towers[i], ear_nn_backend_weights(), &inner) != 0)
+            return ear_error_set(err, "%s: %s", path, inner.message);
+    return 0;
+}
+
 static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
 {
     ear_nn_blas_prepare();
@@ -505,6 +517,8 @@ static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
                             err) != 0) {
         goto fail;
     }
+    if (compile_towers(m, path, err) != 0)
+        goto fail;
     count_file(m, &file);
     free(sources.convs);
     ear_nn_safetensors_close(&file);
@@ -530,6 +544,8 @@ void ear_nn_model_free(ear_nn_model *m)
 {
     if (!m)
         return;
+    ear_nn_tower_release(&m->audio);
+    ear_nn_tower_release(&m->image);
     free(m->audio.encoder.blocks);
     free(m->image.encoder.blocks);
     free(m->weights);

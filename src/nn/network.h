@@ -61,4 +61,14 @@ void ear_nn_blas_prepare(void);
 /* Largest activation (floats) and im2col scratch (floats) the tower needs. */
 void ear_nn_tower_sizes(const ear_nn_tower *tower, size_t *activation, size_t *scratch);
 
+/* resnet.c: the tower's convolutions laid out by the backend for its largest input (conv->
+ * compiled), in the given weight type; -1 with err filled (the caller releases). */
+int ear_nn_tower_compile(ear_nn_tower *tower, ear_nn_weights weights, ear_error *err);
+
+/* Frees what ear_nn_tower_compile made (a partly compiled tower too). */
+void ear_nn_tower_release(ear_nn_tower *tower);
+
+/* Bytes of the tower's laid-out convolution weights. */
+size_t ear_nn_tower_compiled_bytes(const ear_nn_tower *tower);
+
 #endif

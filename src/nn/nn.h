@@ -82,6 +82,10 @@ int ear_nn_embed_pixels(ear_nn_session *s, const float *pixels, float *embedding
 /* Bytes of the session's arena (all its activations and scratch). */
 size_t ear_nn_session_bytes(const ear_nn_session *s);
 
+/* The weight type ("f32", "bf16", "int8") of the matrix products of models loaded afterwards
+ * (the wav2vec2 family's; default f32). */
+int ear_nn_set_weight_type(const char *name, ear_error *err);
+
 /* Sets the number of BLAS threads for the whole process (default 1). */
 void ear_nn_set_threads(int threads);
 
