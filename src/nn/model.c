@@ -447,15 +447,41 @@ static void count_file(ear_nn_model *m, const ear_nn_safetensors *file)
     }
 }
 
-/* The convolutions onto the backend, in the process's weight type (ear_nn_set_weight_type). */
+/* The convolutions onto the backend, in the process's weight type (ear_nn_set_weight_type);
+ * their float32 copies then go, and the heads' linear layers move to a block of their own. */
 static int compile_towers(ear_nn_model *m, const char *path, ear_error *err)
 {
     ear_error inner;
     ear_nn_tower *towers[2] = {&m->audio, &m->image};
-    for (int i = 0; i < 2; i++)
-        if (towers[i]->present &&
-            ear_nn_tower_compile(towers[i], ear_nn_backend_weights(), &inner) != 0)
+    ear_nn_linear *linears[4];
+    int count = 0;
+    size_t floats = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!towers[i]->present)
+            continue;
+        if (ear_nn_tower_compile(towers[i], ear_nn_backend_weights(), &inner) != 0)
             return ear_error_set(err, "%s: %s", path, inner.message);
+        linears[count++] = &towers[i]->head.first;
+        if (towers[i]->head.has_second)
+            linears[count++] = &towers[i]->head.second;
+    }
+    for (int i = 0; i < count; i++)
+        floats += (size_t)linears[i]->out_features * (size_t)(linears[i]->in_features + 1);
+    float *heads = malloc((floats ? floats : 1) * sizeof *heads), *next = heads;
+    if (!heads)
+        return ear_error_set(err, "%s: out of memory", path);
+    for (int i = 0; i < count; i++) {
+        ear_nn_linear *l = linears[i];
+        size_t weights = (size_t)l->out_features * (size_t)l->in_features;
+        memcpy(next, l->weight, weights * sizeof *next);
+        memcpy(next + weights, l->bias, (size_t)l->out_features * sizeof *next);
+        l->weight = next;
+        l->bias = next + weights;
+        next += weights + (size_t)l->out_features;
+    }
+    free(m->weights);
+    m->weights = heads;
+    m->weight_floats = floats;
     return 0;
 }
 
@@ -636,7 +662,10 @@ void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
         describe_encoder(out, &c->image_encoder, m->image.encoder.features);
         describe_head(out, &c->image_head, m->image.encoder.features, c->embed_dim);
     }
-    fprintf(out, "  memory         %zu bytes of weights (float32, BatchNorm folded), %zu bytes "
+    fprintf(out, "  memory         %zu bytes of weights (%s, BatchNorm folded), %zu bytes "
                  "per session\n",
-            m->weight_floats * sizeof(float), ear_nn_model_session_bytes(m));
+            m->weight_floats * sizeof(float) + ear_nn_tower_compiled_bytes(&m->audio) +
+                ear_nn_tower_compiled_bytes(&m->image),
+            ear_nn_weights_name(m->audio.present ? m->audio.weights : m->image.weights),
+            ear_nn_model_session_bytes(m));
 }

@@ -36,6 +36,7 @@ typedef struct ear_nn_head {
 typedef struct ear_nn_tower {
     int present;
     int in_channels, height, width; /* largest input: [in_channels][height][width] */
+    ear_nn_weights weights;         /* the compiled convolutions' type (resnet.c) */
     ear_nn_encoder encoder;
     ear_nn_head head;
 } ear_nn_tower;

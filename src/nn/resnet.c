@@ -12,6 +12,7 @@ static int compile_conv(ear_nn_conv *c, int *height, int *width, ear_nn_weights 
                                        weights, err);
     if (!c->compiled)
         return -1;
+    c->weight = c->bias = NULL; /* the backend's copy is the one; the float32 block goes */
     *height = ear_nn_output_size(*height, c->kernel, c->stride, c->padding);
     *width = ear_nn_output_size(*width, c->kernel, c->stride, c->padding);
     return 0;
@@ -21,6 +22,7 @@ int ear_nn_tower_compile(ear_nn_tower *t, ear_nn_weights weights, ear_error *err
 {
     ear_nn_encoder *e = &t->encoder;
     int h = t->height, w = t->width;
+    t->weights = weights;
     if (compile_conv(&e->stem, &h, &w, weights, err) != 0)
         return -1;
     h = ear_nn_output_size(h, 3, 2, 1);
