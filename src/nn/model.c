@@ -325,14 +325,17 @@ static float *alloc_weights(size_t floats)
 }
 
 /* Converts the first conv_count convolutions' and linear_count linear layers' parameters
- * (every one, or the audio tower's alone, which comes first) into one owned block. */
+ * (every one, or the audio tower's alone, which comes first): each convolution folded into a
+ * scratch buffer and handed to the backend in the process's weight type
+ * (ear_nn_set_weight_type), the linear layers into one owned block. */
 static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const model_sources *s,
                         size_t conv_count, size_t linear_count, const char *path,
                         ear_error *err)
 {
-    size_t total = 0, widest = 1;
+    size_t total = 0, widest = 1, largest = 1;
     for (size_t i = 0; i < conv_count; i++) {
-        total += conv_floats(s->convs[i].conv);
+        if (conv_floats(s->convs[i].conv) > largest)
+            largest = conv_floats(s->convs[i].conv);
         if ((size_t)s->convs[i].conv->out_channels > widest)
             widest = (size_t)s->convs[i].conv->out_channels;
     }
@@ -342,21 +345,30 @@ static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const m
     }
     m->weights = alloc_weights(total);
     float *norm = malloc(4 * widest * sizeof *norm);
+    float *folded = malloc(largest * sizeof *folded);
     int rc = -1;
-    if (!m->weights || !norm) {
+    if (!m->weights || !norm || !folded) {
         ear_error_set(err, "%s: out of memory (%zu bytes of weights)", path, total * sizeof(float));
         goto fail;
     }
     m->weight_floats = total;
     float *next = m->weights;
+    ear_nn_weights type = ear_nn_backend_weights();
+    m->audio.weights = m->image.weights = type;
+    ear_nn_tower *towers[2] = {&m->audio, &m->image};
+    for (int t = 0; t < 2; t++)
+        if (towers[t]->present)
+            ear_nn_tower_shapes(towers[t]);
     for (size_t i = 0; i < conv_count; i++) {
         ear_nn_conv *c = s->convs[i].conv;
-        float *weight = next, *bias = next + conv_floats(c) - (size_t)c->out_channels;
+        float *weight = folded, *bias = folded + conv_floats(c) - (size_t)c->out_channels;
+        ear_error inner;
         if (fold_conv(file, &s->convs[i], weight, bias, norm, path, err) != 0)
             goto fail;
-        c->weight = weight;
-        c->bias = bias;
-        next += conv_floats(c);
+        if (ear_nn_conv_compile(c, weight, bias, type, &inner) != 0) {
+            ear_error_set(err, "%s: %s: %s", path, s->convs[i].weight, inner.message);
+            goto fail;
+        }
     }
     char name[NAME_SIZE + 16];
     for (size_t i = 0; i < linear_count; i++) {
@@ -379,6 +391,7 @@ static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const m
     rc = 0;
 fail:
     free(norm);
+    free(folded);
     return rc;
 }
 
@@ -447,44 +460,6 @@ static void count_file(ear_nn_model *m, const ear_nn_safetensors *file)
     }
 }
 
-/* The convolutions onto the backend, in the process's weight type (ear_nn_set_weight_type);
- * their float32 copies then go, and the heads' linear layers move to a block of their own. */
-static int compile_towers(ear_nn_model *m, const char *path, ear_error *err)
-{
-    ear_error inner;
-    ear_nn_tower *towers[2] = {&m->audio, &m->image};
-    ear_nn_linear *linears[4];
-    int count = 0;
-    size_t floats = 0;
-    for (int i = 0; i < 2; i++) {
-        if (!towers[i]->present)
-            continue;
-        if (ear_nn_tower_compile(towers[i], ear_nn_backend_weights(), &inner) != 0)
-            return ear_error_set(err, "%s: %s", path, inner.message);
-        linears[count++] = &towers[i]->head.first;
-        if (towers[i]->head.has_second)
-            linears[count++] = &towers[i]->head.second;
-    }
-    for (int i = 0; i < count; i++)
-        floats += (size_t)linears[i]->out_features * (size_t)(linears[i]->in_features + 1);
-    float *heads = malloc((floats ? floats : 1) * sizeof *heads), *next = heads;
-    if (!heads)
-        return ear_error_set(err, "%s: out of memory", path);
-    for (int i = 0; i < count; i++) {
-        ear_nn_linear *l = linears[i];
-        size_t weights = (size_t)l->out_features * (size_t)l->in_features;
-        memcpy(next, l->weight, weights * sizeof *next);
-        memcpy(next + weights, l->bias, (size_t)l->out_features * sizeof *next);
-        l->weight = next;
-        l->bias = next + weights;
-        next += weights + (size_t)l->out_features;
-    }
-    free(m->weights);
-    m->weights = heads;
-    m->weight_floats = floats;
-    return 0;
-}
-
 static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
 {
     ear_nn_blas_prepare();
@@ -543,8 +518,6 @@ static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
                             err) != 0) {
         goto fail;
     }
-    if (compile_towers(m, path, err) != 0)
-        goto fail;
     count_file(m, &file);
     free(sources.convs);
     ear_nn_safetensors_close(&file);

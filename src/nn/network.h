@@ -62,11 +62,15 @@ void ear_nn_blas_prepare(void);
 /* Largest activation (floats) and im2col scratch (floats) the tower needs. */
 void ear_nn_tower_sizes(const ear_nn_tower *tower, size_t *activation, size_t *scratch);
 
-/* resnet.c: the tower's convolutions laid out by the backend for its largest input (conv->
- * compiled), in the given weight type; -1 with err filled (the caller releases). */
-int ear_nn_tower_compile(ear_nn_tower *tower, ear_nn_weights weights, ear_error *err);
+/* resnet.c: records each conv's largest input (in_height, in_width) from the tower's. */
+void ear_nn_tower_shapes(ear_nn_tower *tower);
 
-/* Frees what ear_nn_tower_compile made (a partly compiled tower too). */
+/* Lays out one conv's folded weight and bias in the backend (conv->compiled) for its largest
+ * input; they may go afterwards. -1 with err filled. */
+int ear_nn_conv_compile(ear_nn_conv *conv, const float *weight, const float *bias,
+                        ear_nn_weights weights, ear_error *err);
+
+/* Frees the tower's compiled convs (a partly compiled tower too). */
 void ear_nn_tower_release(ear_nn_tower *tower);
 
 /* Bytes of the tower's laid-out convolution weights. */

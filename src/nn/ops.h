@@ -14,6 +14,7 @@ typedef struct ear_nn_conv {
     const float *weight; /* [out_channels][in_channels][kernel][kernel] */
     const float *bias;   /* [out_channels] */
     ear_nn_conv2d *compiled; /* the backend's, NHWC (resnet.c); what a session runs */
+    int in_height, in_width; /* the largest input it sees in its tower (resnet.c) */
 } ear_nn_conv;
 
 /* A fully connected layer: output = weight * input + bias. */

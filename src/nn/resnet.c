@@ -1,47 +1,44 @@
 /* A ResNet tower's convolutions handed to the backend (backend.c): each one laid out once,
- * for the largest input it will see, in the weight type asked for. Sessions then run the
- * tower in NHWC (session.c). */
+ * for the largest input it will see, in the weight type asked for, as the loader folds it
+ * (so that no float32 copy of the whole tower is ever resident). Sessions then run the tower
+ * in NHWC (session.c). */
 #include "nn/network.h"
 
-/* Compiles one conv for a height x width input and moves the shape on to its output. */
-static int compile_conv(ear_nn_conv *c, int *height, int *width, ear_nn_weights weights,
-                        ear_error *err)
+/* Records a conv's largest input and moves the shape on to its output. */
+static void conv_shape(ear_nn_conv *c, int *height, int *width)
 {
-    c->compiled = ear_nn_conv2d_create(c->weight, c->bias, c->in_channels, c->out_channels,
-                                       c->kernel, c->stride, c->padding, *height, *width,
-                                       weights, err);
-    if (!c->compiled)
-        return -1;
-    c->weight = c->bias = NULL; /* the backend's copy is the one; the float32 block goes */
+    c->in_height = *height;
+    c->in_width = *width;
     *height = ear_nn_output_size(*height, c->kernel, c->stride, c->padding);
     *width = ear_nn_output_size(*width, c->kernel, c->stride, c->padding);
-    return 0;
 }
 
-int ear_nn_tower_compile(ear_nn_tower *t, ear_nn_weights weights, ear_error *err)
+void ear_nn_tower_shapes(ear_nn_tower *t)
 {
     ear_nn_encoder *e = &t->encoder;
     int h = t->height, w = t->width;
-    t->weights = weights;
-    if (compile_conv(&e->stem, &h, &w, weights, err) != 0)
-        return -1;
+    conv_shape(&e->stem, &h, &w);
     h = ear_nn_output_size(h, 3, 2, 1);
     w = ear_nn_output_size(w, 3, 2, 1);
     for (int b = 0; b < e->block_count; b++) {
         ear_nn_block *block = &e->blocks[b];
-        int bh = h, bw = w;
+        int bh = h, bw = w, dh = h, dw = w;
         for (int k = 0; k < block->conv_count; k++)
-            if (compile_conv(&block->convs[k], &bh, &bw, weights, err) != 0)
-                return -1;
-        if (block->has_downsample) {
-            int dh = h, dw = w;
-            if (compile_conv(&block->downsample, &dh, &dw, weights, err) != 0)
-                return -1;
-        }
+            conv_shape(&block->convs[k], &bh, &bw);
+        if (block->has_downsample)
+            conv_shape(&block->downsample, &dh, &dw);
         h = bh;
         w = bw;
     }
-    return 0;
+}
+
+int ear_nn_conv_compile(ear_nn_conv *c, const float *weight, const float *bias,
+                        ear_nn_weights weights, ear_error *err)
+{
+    c->compiled = ear_nn_conv2d_create(weight, bias, c->in_channels, c->out_channels, c->kernel,
+                                       c->stride, c->padding, c->in_height, c->in_width, weights,
+                                       err);
+    return c->compiled ? 0 : -1;
 }
 
 void ear_nn_tower_release(ear_nn_tower *t)

@@ -121,7 +121,8 @@ static void check_compiled(const ear_nn_conv *c, const float *input, int h, int 
 static void check_conv(int in_channels, int out_channels, int kernel, int stride, int padding,
                        int h, int w)
 {
-    ear_nn_conv c = {in_channels, out_channels, kernel, stride, padding, NULL, NULL, NULL};
+    ear_nn_conv c = {.in_channels = in_channels, .out_channels = out_channels, .kernel = kernel,
+                     .stride = stride, .padding = padding};
     float *weight = random_array((size_t)out_channels * in_channels * kernel * kernel);
     float *bias = random_array((size_t)out_channels);
     c.weight = weight;
