@@ -26,7 +26,7 @@ static const char index_help[] =
     "                     and search time; scores move by at most 5e-4)\n"
     "  --max-seconds S    embed at most the first S seconds of each sound (default 60; 0: all)\n"
     "  --weights T        f32, bf16 or int8: the model's matrix products and convolutions\n"
-    "                     (default f32; search with the same)\n"
+    "                     (default bf16 or $EAR_WEIGHTS; search with the same)\n"
     "  -h, --help         this text\n";
 
 static const char search_help[] =
@@ -39,7 +39,7 @@ static const char search_help[] =
     "  --against KIND     frames (default): the sound against the frames' embeddings;\n"
     "                     sounds: against the items' sound embeddings\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
-    "  --weights T        f32, bf16 or int8 (default f32; as the index was built)\n"
+    "  --weights T        f32, bf16 or int8 (default bf16 or $EAR_WEIGHTS)\n"
     "  -h, --help         this text\n";
 
 /* Progress on stderr: a bar redrawn in place on a terminal, a plain line every

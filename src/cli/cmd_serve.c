@@ -38,7 +38,7 @@ static const char serve_help[] =
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
     "  --weights T          f32, bf16 or int8: the model's matrix products and convolutions\n"
-    "                       (default f32; as the index was built)\n"
+    "                       (default bf16 or $EAR_WEIGHTS; as the index was built)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
     "  -h, --help           this text\n";
 
