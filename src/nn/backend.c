@@ -39,6 +39,10 @@ static atomic_int backend_threads = 1;
  * nothing but oneDNN decides which OpenMP the process loads. */
 static void (*omp_set_threads)(int);
 static int (*omp_max_threads)(void);
+/* The largest u8 activation: 255 where the CPU multiplies u8 x s8 with VNNI (exact s32
+ * sums); 127 elsewhere, where the pairwise u8 x s8 products are summed in saturating int16
+ * (vpmaddubsw: 2 x 255 x 127 would overflow), as PyTorch's reduce_range. */
+static float u8_max = 255.0f;
 
 static void free_stream(void *stream)
 {
@@ -50,6 +54,10 @@ static void engine_init(void)
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
     if (engine_status == dnnl_success && pthread_key_create(&stream_key, free_stream) != 0)
         engine_status = dnnl_out_of_memory;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    int vnni = isa == dnnl_cpu_isa_avx512_core_vnni || isa == dnnl_cpu_isa_avx512_core_bf16 ||
+               isa == dnnl_cpu_isa_avx512_core_amx || isa == dnnl_cpu_isa_avx2_vnni;
+    u8_max = vnni ? 255.0f : 127.0f;
     *(void **)&omp_set_threads = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     *(void **)&omp_max_threads = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
 }
@@ -233,6 +241,16 @@ static dnnl_status_t matmul_pd(const ear_nn_matmul *mm, int rows, int accumulate
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     return s;
+}
+
+/* Whether oneDNN fell back to its reference code (scalar loops, ~100x slower than a JIT kernel):
+ * what a bf16 or int8 layer gets on a CPU without the instructions (no AVX-512, valgrind). */
+static int is_reference(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        return 0;
+    return strncmp(impl, "ref", 3) == 0;
 }
 
 static size_t pd_scratchpad(const_dnnl_primitive_desc_t pd)
@@ -479,6 +497,15 @@ ear_nn_matmul *ear_nn_matmul_create(const float *weight, const float *bias, int 
     mm->weights = weights;
     /* The kernel's preferred weight layout, at the largest row count. */
     dnnl_status_t s = matmul_pd(mm, max_rows, 0, EAR_NN_ACT_NONE, 1, &pd);
+    if (weights != EAR_NN_WEIGHTS_F32 && (s == dnnl_unimplemented || (s == dnnl_success &&
+                                                                      is_reference(pd)))) {
+        /* This CPU has no kernel for the type: float32, exact and fast, rather than none. */
+        if (s == dnnl_success)
+            dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+        mm->weights = weights = EAR_NN_WEIGHTS_F32;
+        s = matmul_pd(mm, max_rows, 0, EAR_NN_ACT_NONE, 1, &pd);
+    }
     if (s != dnnl_success) {
         dnnl_failed(s, "matmul", err);
         goto fail;
@@ -491,6 +518,7 @@ ear_nn_matmul *ear_nn_matmul_create(const float *weight, const float *bias, int 
         mm->weight = NULL;
         goto oom;
     }
+    memset(mm->weight, 0, align_up(mm->weight_bytes)); /* blocked layouts' padding: zeros */
     if (bias) {
         mm->bias = malloc((size_t)out_features * sizeof *mm->bias);
         if (!mm->bias)
@@ -606,12 +634,13 @@ static void quantize_row(const float *restrict x, uint8_t *restrict out, int n, 
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
     }
-    float s = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+    float top = u8_max;
+    float s = hi > lo ? (hi - lo) / top : 1.0f;
     float z = nearbyintf(-lo / s);
     float inverse = 1.0f / s;
     for (int i = 0; i < n; i++) {
         float q = round_even(x[i] * inverse) + z;
-        out[i] = (uint8_t)(int)(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+        out[i] = (uint8_t)(int)(q < 0.0f ? 0.0f : q > top ? top : q);
     }
     *scale = s;
     *zero = z;
@@ -913,6 +942,15 @@ ear_nn_conv2d *ear_nn_conv2d_create(const float *weight, const float *bias, int 
      * weights. */
     c->weights = weights == EAR_NN_WEIGHTS_F32 ? EAR_NN_WEIGHTS_F32 : EAR_NN_WEIGHTS_BF16;
     dnnl_status_t s = conv_pd(c, max_height, max_width, 0, 0, 1, &pd);
+    if (c->weights != EAR_NN_WEIGHTS_F32 && (s == dnnl_unimplemented || (s == dnnl_success &&
+                                                                         is_reference(pd)))) {
+        /* This CPU has no bf16 kernel (no AVX-512, or valgrind's CPU): float32 instead. */
+        if (s == dnnl_success)
+            dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+        c->weights = EAR_NN_WEIGHTS_F32;
+        s = conv_pd(c, max_height, max_width, 0, 0, 1, &pd);
+    }
     if (s != dnnl_success) {
         dnnl_failed(s, "convolution", err);
         goto fail;
