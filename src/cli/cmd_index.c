@@ -12,7 +12,7 @@
 
 static const char index_help[] =
     "usage: ear index --model M --data DIR -o INDEX [--jobs N] [--dtype f32|f16]\n"
-    "                 [--max-seconds S]\n\n"
+    "                 [--max-seconds S] [--weights T]\n\n"
     "Embeds a dataset into an index file: every frame with the model's image tower, every\n"
     "sound with its audio tower (where the model has them). DIR holds audio/<id>.<ext> and\n"
     "frames/<id>.<ext>, paired by <id>, and optionally labels.tsv (<id><TAB><label>).\n"
@@ -25,11 +25,13 @@ static const char index_help[] =
     "  --dtype T          storage of the embeddings: f32 (default) or f16 (half the size\n"
     "                     and search time; scores move by at most 5e-4)\n"
     "  --max-seconds S    embed at most the first S seconds of each sound (default 60; 0: all)\n"
+    "  --weights T        f32, bf16 or int8: the model's matrix products and convolutions\n"
+    "                     (default bf16 or $EAR_WEIGHTS; search with the same)\n"
     "  -h, --help         this text\n";
 
 static const char search_help[] =
     "usage: ear search --model M --index INDEX [-k K] [--against frames|sounds]\n"
-    "                  [--max-seconds S] FILE\n\n"
+    "                  [--max-seconds S] [--weights T] FILE\n\n"
     "The K items nearest to a sound, as the JSON the HTTP service answers, on stdout.\n\n"
     "  --model M          the Ear model file (the one that built the index)\n"
     "  --index INDEX      the index file\n"
@@ -37,6 +39,7 @@ static const char search_help[] =
     "  --against KIND     frames (default): the sound against the frames' embeddings;\n"
     "                     sounds: against the items' sound embeddings\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
+    "  --weights T        f32, bf16 or int8 (default bf16 or $EAR_WEIGHTS)\n"
     "  -h, --help         this text\n";
 
 /* Progress on stderr: a bar redrawn in place on a terminal, a plain line every
@@ -124,8 +127,10 @@ int ear_cli_index(int argc, char **argv)
         {"model", required_argument, 0, 'm'},       {"data", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'},      {"jobs", required_argument, 0, 'j'},
         {"dtype", required_argument, 0, 't'},       {"max-seconds", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},              {"weights", required_argument, 0, 'w'},
+        {0, 0, 0, 0}};
     const char *model_path = NULL, *data = NULL, *output = NULL;
+    ear_error weights_err;
     ear_index_build_options o;
     ear_index_build_options_default(&o);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -153,6 +158,10 @@ int ear_cli_index(int argc, char **argv)
         case 's':
             if (ear_cli_parse_double(optarg, 0, 86400, &o.max_seconds) != 0)
                 return ear_cli_usage_error("index", "--max-seconds must be 0 to 86400");
+            break;
+        case 'w':
+            if (ear_nn_set_weight_type(optarg, &weights_err) != 0)
+                return ear_cli_usage_error("index", "--weights: %s", weights_err.message);
             break;
         case 'h': fputs(index_help, stdout); return EAR_EXIT_OK;
         default:
@@ -202,8 +211,10 @@ int ear_cli_search(int argc, char **argv)
     static const struct option options[] = {
         {"model", required_argument, 0, 'm'},   {"index", required_argument, 0, 'i'},
         {"against", required_argument, 0, 'a'}, {"max-seconds", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},          {"weights", required_argument, 0, 'w'},
+        {0, 0, 0, 0}};
     const char *model_path = NULL, *index_path = NULL;
+    ear_error weights_err;
     ear_search_request req = {.against = EAR_INDEX_FRAMES, .k = 8, .max_seconds = 60};
     optind = 0;
     opterr = 0;
@@ -227,6 +238,10 @@ int ear_cli_search(int argc, char **argv)
         case 's':
             if (ear_cli_parse_double(optarg, 0, 86400, &req.max_seconds) != 0)
                 return ear_cli_usage_error("search", "--max-seconds must be 0 to 86400");
+            break;
+        case 'w':
+            if (ear_nn_set_weight_type(optarg, &weights_err) != 0)
+                return ear_cli_usage_error("search", "--weights: %s", weights_err.message);
             break;
         case 'h': fputs(search_help, stdout); return EAR_EXIT_OK;
         default:

@@ -15,7 +15,7 @@ static const char serve_help[] =
     "usage: ear serve --model M --index INDEX --data DIR [--host H] [--port P]\n"
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
     "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
-    "                 [--threads T] [--drain S]\n"
+    "                 [--threads T] [--drain S] [--weights T]\n"
     "\n"
     "The HTTP service: the web page at /, POST /api/search, the dataset's files at\n"
     "/data/frames/ and /data/audio/, /healthz and /metrics; every route also under /ear/.\n"
@@ -37,6 +37,8 @@ static const char serve_help[] =
     "                       answers 408 (default 120, nginx's proxy timeout)\n"
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
+    "  --weights T          f32, bf16 or int8: the model's matrix products and convolutions\n"
+    "                       (default bf16 or $EAR_WEIGHTS; as the index was built)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
     "  -h, --help           this text\n";
 
@@ -66,7 +68,8 @@ int ear_cli_serve(int argc, char **argv)
 {
     enum {
         OPT_MODEL = 256, OPT_INDEX, OPT_DATA, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_QUEUE,
-        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN
+        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN,
+        OPT_WEIGHTS
     };
     static const struct option options[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -83,6 +86,7 @@ int ear_cli_serve(int argc, char **argv)
         {"max-connections", required_argument, 0, OPT_CONNECTIONS},
         {"threads", required_argument, 0, OPT_THREADS},
         {"drain", required_argument, 0, OPT_DRAIN},
+        {"weights", required_argument, 0, OPT_WEIGHTS},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ear_http_options o;
@@ -140,6 +144,12 @@ int ear_cli_serve(int argc, char **argv)
             if (ear_cli_parse_double(optarg, 0, 3600, &drain_s) != 0)
                 return ear_cli_usage_error("serve", "--drain must be 0 to 3600");
             break;
+        case OPT_WEIGHTS: {
+            ear_error weights_err;
+            if (ear_nn_set_weight_type(optarg, &weights_err) != 0)
+                return ear_cli_usage_error("serve", "--weights: %s", weights_err.message);
+            break;
+        }
         case 'h': fputs(serve_help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error("serve", "unknown option or missing value: '%s'",
