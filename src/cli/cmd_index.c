@@ -11,7 +11,7 @@
 
 static const char index_help[] =
     "usage: ear index --model M --data DIR -o INDEX [--jobs N] [--dtype f32|f16]\n"
-    "                 [--max-seconds S]\n"
+    "                 [--max-seconds S] [--weights T]\n"
     "       ear index --import indexed_db.pt --model M --data DIR -o INDEX [--dtype f32|f16]\n\n"
     "Embeds a dataset into an index file, every file its own item: every frame with the\n"
     "model's image tower, every sound with its audio tower. DIR in either layout (both may\n"
@@ -31,11 +31,13 @@ static const char index_help[] =
     "                     its rows as they are, each URL /ear/data/<path> a file under DIR\n"
     "                     (every one must exist), the dimension the model's; which model made\n"
     "                     the vectors cannot be checked (it holds no fingerprint)\n"
+    "  --weights T        f32, bf16 or int8: the model's matrix products and convolutions\n"
+    "                     (default bf16 or $EAR_WEIGHTS; search with the same)\n"
     "  -h, --help         this text\n";
 
 static const char search_help[] =
     "usage: ear search --model M --index INDEX [-k K] [--kind audio|image|all]\n"
-    "                  [--max-seconds S] [--data DIR] FILE\n\n"
+    "                  [--max-seconds S] [--data DIR] [--weights T] FILE\n\n"
     "The K items nearest to a sound or an image (JPEG, PNG: known from the bytes), as the\n"
     "JSON of POST /api/search, on stdout.\n\n"
     "  --model M          the Ear model file (the one that built the index)\n"
@@ -45,6 +47,7 @@ static const char search_help[] =
     "  --kind KIND        the items searched: audio, image (default) or all\n"
     "  --against KIND     the older form: frames (image) or sounds (audio)\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
+    "  --weights T        f32, bf16 or int8 (default bf16 or $EAR_WEIGHTS)\n"
     "  -h, --help         this text\n";
 
 /* Refuses to replace something that is not an index: -o pointing at a model
@@ -86,7 +89,7 @@ static int import_original(const char *pt, const char *model_path, const char *d
 int ear_cli_index(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL, *output = NULL, *import = NULL;
-    const char *dtype = "f32";
+    const char *dtype = "f32", *weights = NULL;
     ear_query_build_options o;
     ear_query_build_options_default(&o);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -99,6 +102,7 @@ int ear_cli_index(int argc, char **argv)
         {"dtype", EAR_CLI_OPT_STRING, 1, 0, &dtype, 0},
         {"max-seconds", EAR_CLI_OPT_DOUBLE, 0, 86400, &o.max_seconds, 0},
         {"import", EAR_CLI_OPT_STRING, 1, 0, &import, 0},
+        {"weights", EAR_CLI_OPT_STRING, 1, 0, &weights, 0},
     };
     int first = argc;
     int parsed = ear_cli_parse_options("index", argc, argv, options,
@@ -113,6 +117,9 @@ int ear_cli_index(int argc, char **argv)
         o.dtype = EAR_INDEX_F16;
     else
         return ear_cli_usage_error("index", "--dtype must be f32 or f16");
+    ear_error weights_err;
+    if (weights && ear_nn_set_weight_type(weights, &weights_err) != 0)
+        return ear_cli_usage_error("index", "--weights: %s", weights_err.message);
     if (!model_path || !data || !output)
         return ear_cli_usage_error("index", "--model, --data and -o are required");
     if (check_replaceable(output) != 0)
@@ -153,7 +160,7 @@ int ear_cli_index(int argc, char **argv)
 int ear_cli_search(int argc, char **argv)
 {
     const char *model_path = NULL, *index_path = NULL, *data_dir = NULL;
-    const char *against = NULL, *kind = NULL;
+    const char *against = NULL, *kind = NULL, *weights = NULL;
     /* Images by default, as --against frames was before sounds were items. */
     ear_query_request req = {.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE), .k = 8,
                              .upload = {.kind = -1, .max_seconds = 60}};
@@ -165,6 +172,7 @@ int ear_cli_search(int argc, char **argv)
         {"against", EAR_CLI_OPT_STRING, 1, 0, &against, 0},
         {"kind", EAR_CLI_OPT_STRING, 1, 0, &kind, 0},
         {"max-seconds", EAR_CLI_OPT_DOUBLE, 0, 86400, &req.upload.max_seconds, 0},
+        {"weights", EAR_CLI_OPT_STRING, 1, 0, &weights, 0},
     };
     int first = argc;
     int parsed = ear_cli_parse_options("search", argc, argv, options,
@@ -185,6 +193,9 @@ int ear_cli_search(int argc, char **argv)
         req.kinds = EAR_INDEX_ALL;
     else if (kind)
         return ear_cli_usage_error("search", "--kind must be audio, image or all");
+    ear_error weights_err;
+    if (weights && ear_nn_set_weight_type(weights, &weights_err) != 0)
+        return ear_cli_usage_error("search", "--weights: %s", weights_err.message);
     if (first != argc - 1)
         return ear_cli_usage_error("search", first >= argc ? "no input FILE"
                                                            : "one input FILE only");

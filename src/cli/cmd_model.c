@@ -22,8 +22,8 @@ static const char embed_help[] =
     "  -o, --output OUT.npy   where to write (required)\n"
     "  --max-seconds S        decode at most S seconds of sound (default 60; 0: no cap)\n"
     "  --threads N            BLAS threads (default 1)\n"
-    "  --weights T            f32, bf16 or int8: the wav2vec2 family's matrix products\n"
-    "                         (default f32)\n"
+    "  --weights T            f32, bf16 or int8: the model's matrix products and\n"
+    "                         convolutions (default bf16, or $EAR_WEIGHTS)\n"
     "  -h, --help             this text\n";
 
 static const char info_help[] =
