@@ -11,6 +11,7 @@
 typedef struct ear_audio_decode_options {
     int sample_rate;    /* output rate in Hz (default 16000) */
     double max_seconds; /* decoding stops here and says so (default 60); <= 0: no cap */
+    double deadline_ms; /* ear_now_ms() past which FFmpeg's reads give up (0: none) */
 } ear_audio_decode_options;
 
 typedef struct ear_audio_clip {

@@ -2,7 +2,9 @@
 #ifndef EAR_CLI_H
 #define EAR_CLI_H
 
+#include "audio/audio.h"
 #include "core/core.h"
+#include "image/image.h"
 
 /* Exit statuses of ../shared/spec/interfaces.md. */
 enum { EAR_EXIT_OK = 0, EAR_EXIT_FAILED = 1, EAR_EXIT_USAGE = 2 };
@@ -28,6 +30,13 @@ int ear_cli_usage_error(const char *name, const char *format, ...)
 
 /* Reads a file whole (limit: 1 GiB); on failure prints the error line. */
 uint8_t *ear_cli_read_file(const char *path, size_t *size);
+
+/* Decodes as ear_audio_decode / ear_image_decode do: in a sandboxed helper
+ * process unless sandbox is 0 (--no-sandbox). */
+int ear_cli_decode_audio(const uint8_t *data, size_t size, const ear_audio_decode_options *o,
+                         int sandbox, ear_audio_clip *clip, ear_error *err);
+int ear_cli_decode_image(const uint8_t *data, size_t size, int sandbox, ear_image *img,
+                         ear_error *err);
 
 /* Parses a positive number; returns 0 on success. */
 int ear_cli_parse_double(const char *text, double min, double max, double *out);

@@ -15,7 +15,8 @@ static const char serve_help[] =
     "usage: ear serve --model M --index INDEX --data DIR [--host H] [--port P]\n"
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
     "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
-    "                 [--threads T] [--drain S]\n"
+    "                 [--threads T] [--drain S] [--decode-timeout S] [--max-body-memory BYTES]\n"
+    "                 [--no-sandbox]\n"
     "\n"
     "The HTTP service: the web page at /, POST /api/search, the dataset's files at\n"
     "/data/frames/ and /data/audio/, /healthz and /metrics; every route also under /ear/.\n"
@@ -38,6 +39,12 @@ static const char serve_help[] =
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
+    "  --decode-timeout S   an upload still decoding after S seconds answers 400 and its\n"
+    "                       decoder process is replaced (default 5)\n"
+    "  --max-body-memory BYTES  request bodies in flight together at most; past it 503\n"
+    "                       with Retry-After (default 4 x --max-upload)\n"
+    "  --no-sandbox         decode uploads in this process, not in the sandboxed helper\n"
+    "                       processes (to debug a decoder; never on a public service)\n"
     "  -h, --help           this text\n";
 
 /* Reads a byte count: digits with an optional K, M or G suffix (powers of 1024). */
@@ -66,7 +73,8 @@ int ear_cli_serve(int argc, char **argv)
 {
     enum {
         OPT_MODEL = 256, OPT_INDEX, OPT_DATA, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_QUEUE,
-        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN
+        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN,
+        OPT_DECODE_TIMEOUT, OPT_MAX_BODY_MEMORY, OPT_NO_SANDBOX
     };
     static const struct option options[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -83,6 +91,9 @@ int ear_cli_serve(int argc, char **argv)
         {"max-connections", required_argument, 0, OPT_CONNECTIONS},
         {"threads", required_argument, 0, OPT_THREADS},
         {"drain", required_argument, 0, OPT_DRAIN},
+        {"decode-timeout", required_argument, 0, OPT_DECODE_TIMEOUT},
+        {"max-body-memory", required_argument, 0, OPT_MAX_BODY_MEMORY},
+        {"no-sandbox", no_argument, 0, OPT_NO_SANDBOX},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ear_http_options o;
@@ -140,6 +151,16 @@ int ear_cli_serve(int argc, char **argv)
             if (ear_cli_parse_double(optarg, 0, 3600, &drain_s) != 0)
                 return ear_cli_usage_error("serve", "--drain must be 0 to 3600");
             break;
+        case OPT_DECODE_TIMEOUT:
+            if (ear_cli_parse_double(optarg, 0.01, 3600, &o.decode_timeout_s) != 0)
+                return ear_cli_usage_error("serve", "--decode-timeout must be 0.01 to 3600");
+            break;
+        case OPT_MAX_BODY_MEMORY:
+            if (parse_bytes(optarg, &o.max_body_memory) != 0)
+                return ear_cli_usage_error("serve", "--max-body-memory must be a byte count from "
+                                                    "1 to 1T (a K, M or G suffix is allowed)");
+            break;
+        case OPT_NO_SANDBOX: o.no_sandbox = 1; break;
         case 'h': fputs(serve_help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error("serve", "unknown option or missing value: '%s'",

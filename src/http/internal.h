@@ -11,6 +11,7 @@
 #include "http/http.h"
 #include "index/index.h"
 #include "index/search.h"
+#include "sandbox/sandbox.h"
 
 /* The routes, as counted by the metrics. */
 typedef enum {
@@ -165,6 +166,8 @@ typedef struct ear_http_job {
     const uint8_t *audio;
     size_t audio_size;
     const char *received;   /* what the client sent, for error messages */
+    int client_fd;          /* its socket: a hang-up cancels the decode */
+    int client_left;        /* set by the worker: the client went away; no answer */
     int k;
     ear_index_against against;
     /* the answer, filled by the worker */
@@ -210,11 +213,13 @@ struct ear_http_server {
     ear_http_index_ref *index;
 
     ear_http_pool *pool;
+    ear_sandbox_pool *sandbox;  /* NULL with --no-sandbox */
     ear_http_metrics metrics;
 
     pthread_mutex_t lock;       /* guards what follows */
     pthread_cond_t idle;        /* signalled when active_requests drops */
     size_t active_requests;     /* requests begun and not yet completed */
+    size_t body_memory;         /* bytes held by request bodies in flight */
     int shutting_down;
     int stopped;
 };

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +46,13 @@ typedef struct ear_http_request {
     uint8_t *body;       /* the audio: the raw body or the multipart field */
     size_t body_size, body_capacity;
     struct MHD_PostProcessor *form;
-    int multipart, form_failed, audio_field_seen, audio_field_done, out_of_memory;
+    int multipart, form_failed, audio_field_seen, audio_field_done, out_of_memory, over_budget;
     char part_type[96];  /* the audio field's Content-Type and file name */
     char part_name[96];
     char received_text[256];
     int submitted;
+    int answered_in_body; /* refuse_during_body wrote the answer itself */
+    int aborted;          /* the client left before its answer */
     ear_http_job job;
 } ear_http_request;
 
@@ -189,14 +192,29 @@ int ear_http_server_reload_index(ear_http_server *server, ear_error *err)
 
 /* ---- requests ---- */
 
+/* Copies text for the access log and messages: every byte that is not
+ * printable ASCII (spaces, quotes and backslashes too) written as \xHH, so
+ * that a line can be neither split nor forged, and stays valid UTF-8. */
 static void copy_for_log(char *out, size_t size, const char *text)
 {
-    size_t i = 0;
-    for (; text[i] && i + 1 < size; i++) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (size_t i = 0; text[i]; i++) {
         unsigned char c = (unsigned char)text[i];
-        out[i] = c <= 0x20 || c == 0x7f || c == '"' ? '?' : (char)c;
+        int plain = c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+        size_t need = plain ? 1 : 4;
+        if (n + need + 1 > size)
+            break;
+        if (plain) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
     }
-    out[i] = 0;
+    out[n] = 0;
 }
 
 static ear_http_request *request_begin(ear_http_server *server, struct MHD_Connection *connection,
@@ -238,8 +256,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
     double elapsed_ms = ear_now_ms() - req->start_ms;
     /* A connection closed by the client before the answer was complete. */
     unsigned status = req->status;
-    if (how != MHD_REQUEST_TERMINATED_COMPLETED_OK && status != MHD_HTTP_CONTENT_TOO_LARGE &&
-        status != MHD_HTTP_REQUEST_TIMEOUT) /* those two were written by refuse_during_body */
+    if ((how != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->answered_in_body) || req->aborted)
         status = 0;
     char client[64] = "-";
     const union MHD_ConnectionInfo *info =
@@ -256,14 +273,18 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
     else
         snprintf(status_text, sizeof status_text, "-");
     snprintf(line, sizeof line, "ear serve: %s %s %s %s %llu B %.1f ms id=%s%s\n", client,
-             req->method, req->path, status_text, (unsigned long long)req->bytes, elapsed_ms,
-             req->id, status ? "" : " (closed before the answer was sent)");
+             req->method, req->path, status_text, status ? (unsigned long long)req->bytes : 0ull,
+             elapsed_ms, req->id,
+             status ? "" : " aborted (the client left before the answer was sent)");
     fputs(line, stderr);
     ear_http_metrics_record(&server->metrics, req->route, status, elapsed_ms / 1000.0);
     free(req->body);
+    pthread_mutex_lock(&server->lock);
+    server->body_memory -= req->body_capacity;
+    server->active_requests--;
+    pthread_mutex_unlock(&server->lock);
     free(req);
     pthread_mutex_lock(&server->lock);
-    server->active_requests--;
     pthread_cond_broadcast(&server->idle);
     pthread_mutex_unlock(&server->lock);
 }
@@ -358,7 +379,21 @@ static enum MHD_Result answer_file(struct MHD_Connection *connection, ear_http_r
 
 /* ---- POST /api/search ---- */
 
-/* Appends to the gathered audio; the buffer grows by doubling up to --max-upload. */
+/* Takes extra bytes from --max-body-memory, shared by every body in flight;
+ * -1 when they are not there. */
+static int body_memory_take(ear_http_server *server, size_t extra)
+{
+    pthread_mutex_lock(&server->lock);
+    int ok = extra <= server->options.max_body_memory - server->body_memory;
+    if (ok)
+        server->body_memory += extra;
+    pthread_mutex_unlock(&server->lock);
+    return ok ? 0 : -1;
+}
+
+/* Appends to the gathered audio; the buffer grows by doubling, as the bytes
+ * arrive (never from the declared length), up to --max-upload and within
+ * --max-body-memory. -1 out of memory, -2 over the shared budget. */
 static int body_append(ear_http_request *req, const char *data, size_t size)
 {
     if (size > req->body_capacity - req->body_size) {
@@ -368,9 +403,15 @@ static int body_append(ear_http_request *req, const char *data, size_t size)
             capacity = req->body_size + size;
         if (capacity > limit)
             capacity = limit < req->body_size + size ? req->body_size + size : limit;
+        if (body_memory_take(req->server, capacity - req->body_capacity) != 0)
+            return -2;
         uint8_t *grown = realloc(req->body, capacity);
-        if (!grown)
+        if (!grown) {
+            pthread_mutex_lock(&req->server->lock);
+            req->server->body_memory -= capacity - req->body_capacity;
+            pthread_mutex_unlock(&req->server->lock);
             return -1;
+        }
         req->body = grown;
         req->body_capacity = capacity;
     }
@@ -397,8 +438,9 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
         copy_for_log(req->part_type, sizeof req->part_type, content_type ? content_type : "");
         copy_for_log(req->part_name, sizeof req->part_name, filename ? filename : "");
     }
-    if (size && body_append(req, data, size) != 0) {
-        req->out_of_memory = 1;
+    int appended = size ? body_append(req, data, size) : 0;
+    if (appended != 0) {
+        *(appended == -2 ? &req->over_budget : &req->out_of_memory) = 1;
         return MHD_NO;
     }
     return MHD_YES;
@@ -432,12 +474,18 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
             return respond_error(connection, req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                                  "the body is %llu bytes; at most %zu are accepted", declared,
                                  server->options.max_upload);
+        /* Nothing is allocated for the declared length (a client may declare
+         * 50 MiB and send a byte); but a body that could not fit in the memory
+         * left for bodies is refused now, before it is read. */
         if (errno == 0 && end != length_text && declared > 0) {
-            req->body = malloc(declared);
-            if (!req->body)
-                return respond_error(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                                     "out of memory for a body of %llu bytes", declared);
-            req->body_capacity = declared;
+            pthread_mutex_lock(&server->lock);
+            size_t left = server->options.max_body_memory - server->body_memory;
+            pthread_mutex_unlock(&server->lock);
+            if (declared > left)
+                return respond_error(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+                                     "the service is receiving other uploads; try again in a "
+                                     "moment (%llu bytes declared, %zu free)",
+                                     declared, left);
         }
     }
     const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
@@ -471,8 +519,9 @@ static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear
         int n = snprintf(answer, sizeof answer,
                          "HTTP/1.1 %s\r\nConnection: close\r\n"
                          "Content-Type: application/json\r\nCache-Control: no-store\r\n"
-                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n",
-                         status_line, strlen(body), req->id);
+                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s",
+                         status_line, strlen(body), req->id,
+                         status == MHD_HTTP_SERVICE_UNAVAILABLE ? "Retry-After: 1\r\n" : "");
         for (size_t i = 0; i < sizeof common_headers / sizeof common_headers[0]; i++)
             n += snprintf(answer + n, sizeof answer - (size_t)n, "%s: %s\r\n",
                           common_headers[i][0], common_headers[i][1]);
@@ -485,6 +534,7 @@ static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear
         req->bytes = strlen(body);
     }
     req->status = status;
+    req->answered_in_body = 1;
     free(body);
     return MHD_NO;
 }
@@ -498,6 +548,15 @@ static enum MHD_Result refuse_growing_body(struct MHD_Connection *connection, ea
                               "payload_too_large", message);
 }
 
+/* Whether the client closed its side of the connection (poll, no wait). */
+static int client_hung_up(int fd)
+{
+    if (fd < 0)
+        return 0;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_http_request *req,
                                        const char *upload_data, size_t *upload_data_size)
 {
@@ -505,6 +564,13 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
     if (req->submitted) {
         struct MHD_Response *response = req->job.response;
         req->job.response = NULL; /* respond() owns it now */
+        if (req->job.client_left || client_hung_up(req->job.client_fd)) {
+            /* Nobody to answer: logged as aborted, with the time it ran. */
+            req->aborted = 1;
+            if (response)
+                MHD_destroy_response(response);
+            return MHD_NO;
+        }
         return respond(connection, req, req->job.status, response, req->job.response_bytes);
     }
     if (*upload_data_size > 0) {
@@ -529,8 +595,18 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
         if (req->form) {
             if (!req->form_failed && MHD_post_process(req->form, upload_data, size) != MHD_YES)
                 req->form_failed = 1;
-        } else if (!req->out_of_memory && body_append(req, upload_data, size) != 0) {
-            req->out_of_memory = 1;
+        } else if (!req->out_of_memory) {
+            int appended = body_append(req, upload_data, size);
+            if (appended != 0)
+                *(appended == -2 ? &req->over_budget : &req->out_of_memory) = 1;
+        }
+        if (req->over_budget) {
+            char message[200];
+            snprintf(message, sizeof message,
+                     "the service is receiving other uploads (%zu bytes at most together); "
+                     "try again in a moment", server->options.max_body_memory);
+            return refuse_during_body(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                      "503 Service Unavailable", "busy", message);
         }
         return MHD_YES;
     }
@@ -559,6 +635,9 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
     snprintf(req->received_text, sizeof req->received_text, "%s", what);
 
     req->job.connection = connection;
+    const union MHD_ConnectionInfo *fd_info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    req->job.client_fd = fd_info ? fd_info->connect_fd : -1;
     req->job.audio = req->body;
     req->job.audio_size = req->body_size;
     req->job.received = req->received_text;
@@ -720,6 +799,9 @@ void ear_http_options_default(ear_http_options *o)
     o->idle_timeout_s = 30;
     o->body_timeout_s = 120;
     o->max_connections = 1000;
+    o->no_sandbox = 0;
+    o->decode_timeout_s = 5;
+    o->max_body_memory = 0;
 }
 
 /* Binds and listens on host:port; fills the bound port and the URL. */
@@ -810,6 +892,9 @@ static int check_options(const ear_http_options *o, ear_error *err)
         return ear_error_set(err, "idle-timeout must be at least 1 s (got %d)", o->idle_timeout_s);
     if (o->body_timeout_s < 1)
         return ear_error_set(err, "body-timeout must be at least 1 s (got %d)", o->body_timeout_s);
+    if (!(o->decode_timeout_s > 0) || o->decode_timeout_s > 3600)
+        return ear_error_set(err, "decode-timeout must be from 0 to 3600 s (got %g)",
+                             o->decode_timeout_s);
     if (o->max_connections < 1)
         return ear_error_set(err, "max-connections must be at least 1 (got %d)",
                              o->max_connections);
@@ -858,6 +943,9 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
     server->options.index_path = server->index_path;
     server->options.data_dir = server->data_dir;
     server->options.host = NULL; /* only needed to listen, below; not kept */
+    if (server->options.max_body_memory == 0)
+        server->options.max_body_memory = o->max_upload > SIZE_MAX / 4 ? SIZE_MAX
+                                                                         : 4 * o->max_upload;
 
     server->index = open_index(server, err);
     if (!server->index)
@@ -872,6 +960,16 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
     close(data_fd);
     data_fd = -1;
 
+    if (!o->no_sandbox) {
+        /* One helper per worker: a search never waits for a decoder. */
+        ear_sandbox_options sandbox;
+        ear_sandbox_options_default(&sandbox);
+        sandbox.helpers = o->workers;
+        sandbox.timeout_s = o->decode_timeout_s;
+        server->sandbox = ear_sandbox_pool_start(&sandbox, err);
+        if (!server->sandbox)
+            goto fail;
+    }
     server->pool = ear_http_pool_start(server, model, o->workers, o->queue, err);
     if (!server->pool)
         goto fail;
@@ -961,6 +1059,7 @@ void ear_http_server_free(ear_http_server *server)
         return;
     ear_http_server_shutdown(server, 0);
     ear_http_pool_free(server->pool);
+    ear_sandbox_pool_stop(server->sandbox);
     ear_http_index_release(server, server->index);
     if (server->listen_fd >= 0)
         close(server->listen_fd);

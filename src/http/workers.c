@@ -41,6 +41,9 @@ static const char *search_error_code(ear_search_status status, unsigned *http_st
     case EAR_SEARCH_BAD_REQUEST:
         *http_status = MHD_HTTP_BAD_REQUEST;
         return "bad_request";
+    case EAR_SEARCH_CANCELLED: /* nobody reads it: the connection is closed instead */
+        *http_status = MHD_HTTP_BAD_REQUEST;
+        return "client_left";
     default:
         *http_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         return "internal";
@@ -59,6 +62,8 @@ void ear_http_run_search(ear_http_server *server, ear_nn_session *session, ear_i
         .against = job->against,
         .k = job->k,
         .max_seconds = server->options.max_seconds,
+        .sandbox = server->sandbox,
+        .cancel = {.flag = NULL, .client_fd = job->client_fd},
     };
     ear_search_result result = {.hits = hits};
     ear_search_status status = ear_search_run(session, ref->index, &request, &result, &err);
@@ -86,6 +91,7 @@ void ear_http_run_search(ear_http_server *server, ear_nn_session *session, ear_i
     ear_http_index_release(server, ref);
     if (status == EAR_SEARCH_OK)
         return;
+    job->client_left = status == EAR_SEARCH_CANCELLED;
 
     char message[EAR_ERROR_SIZE + 160];
     const char *code = search_error_code(status, &job->status);

@@ -61,8 +61,19 @@ ear_search_status ear_search_run(ear_nn_session *session, const ear_index *idx,
     ear_audio_decode_options_default(&decode);
     decode.sample_rate = config->mel.sample_rate;
     decode.max_seconds = req->max_seconds;
-    if (ear_audio_decode(req->audio, req->audio_size, &decode, &clip, err) != 0)
+    if (req->sandbox) {
+        int rc = ear_sandbox_decode_audio(req->sandbox, req->audio, req->audio_size,
+                                          decode.sample_rate, decode.max_seconds, &req->cancel,
+                                          &clip, err);
+        if (rc == EAR_SANDBOX_CANCELLED)
+            status = EAR_SEARCH_CANCELLED;
+        else if (rc == EAR_SANDBOX_FAILED)
+            status = EAR_SEARCH_INTERNAL;
+        if (rc != 0)
+            goto done;
+    } else if (ear_audio_decode(req->audio, req->audio_size, &decode, &clip, err) != 0) {
         goto done;
+    }
     res->duration_s = (double)clip.count / clip.sample_rate;
     snprintf(res->format, sizeof res->format, "%s", clip.format);
     res->truncated = clip.truncated;

@@ -5,13 +5,15 @@
 #define EAR_INDEX_SEARCH_H
 
 #include "index/index.h"
+#include "sandbox/sandbox.h"
 
 typedef enum {
     EAR_SEARCH_OK = 0,
     EAR_SEARCH_UNDECODABLE,  /* 400 undecodable_audio */
     EAR_SEARCH_TOO_SHORT,    /* 422 audio_too_short (under 0.1 s) */
     EAR_SEARCH_BAD_REQUEST,  /* 400 bad_request (k out of range, no audio tower, ...) */
-    EAR_SEARCH_INTERNAL      /* 500 internal */
+    EAR_SEARCH_INTERNAL,     /* 500 internal */
+    EAR_SEARCH_CANCELLED     /* the client left while its sound was decoding: no answer */
 } ear_search_status;
 
 typedef struct ear_search_request {
@@ -23,6 +25,8 @@ typedef struct ear_search_request {
     ear_index_against against;
     int k;                    /* 1 .. capacity of the result's hits */
     double max_seconds;       /* decoding cap (cut there, "truncated": true) */
+    ear_sandbox_pool *sandbox; /* decode there (NULL: in this process) */
+    ear_sandbox_cancel cancel; /* with the sandbox: what stops the decode early */
 } ear_search_request;
 
 typedef struct ear_search_result {
