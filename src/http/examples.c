@@ -62,7 +62,7 @@ char *ear_http_examples_json(const ear_index *idx, int n)
             !add_url(example, "frame_url", "frames", ear_index_item_frame(idx, item)))
             goto fail;
     }
-    text = cJSON_PrintUnformatted(root);
+    text = ear_utf8_clean(cJSON_PrintUnformatted(root)); /* names from the disk may be any bytes */
 fail:
     free(picked);
     cJSON_Delete(root);

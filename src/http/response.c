@@ -21,7 +21,8 @@ char *ear_http_error_body(const char *code, const char *message)
     if (!cJSON_AddStringToObject(error, "code", code) ||
         !cJSON_AddStringToObject(error, "message", message))
         goto done;
-    text = cJSON_PrintUnformatted(root);
+    /* A message may quote what the client sent (?k=%ff): JSON is UTF-8 only. */
+    text = ear_utf8_clean(cJSON_PrintUnformatted(root));
 done:
     cJSON_Delete(root);
     return text;

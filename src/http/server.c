@@ -16,6 +16,11 @@
 
 #include "http/internal.h"
 
+/* Query parameters a request may carry: the routes use at most three. */
+#define EAR_HTTP_MAX_PARAMETERS 64
+/* The state of a request that on_uri answered: nothing more to do. */
+static char refused_in_uri;
+
 #define EAR_HTTP_CSP                                                                        \
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "              \
     "script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'none'; "     \
@@ -195,13 +200,13 @@ int ear_http_server_reload_index(ear_http_server *server, ear_error *err)
 /* Copies text for the access log and messages: every byte that is not
  * printable ASCII (spaces, quotes and backslashes too) written as \xHH, so
  * that a line can be neither split nor forged, and stays valid UTF-8. */
-static void copy_for_log(char *out, size_t size, const char *text)
+static void copy_escaped(char *out, size_t size, const char *text, int keep_spaces)
 {
     static const char hex[] = "0123456789abcdef";
     size_t n = 0;
     for (size_t i = 0; text[i]; i++) {
         unsigned char c = (unsigned char)text[i];
-        int plain = c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+        int plain = (c > 0x20 || (c == 0x20 && keep_spaces)) && c < 0x7f && c != '"' && c != '\\';
         size_t need = plain ? 1 : 4;
         if (n + need + 1 > size)
             break;
@@ -215,6 +220,18 @@ static void copy_for_log(char *out, size_t size, const char *text)
         }
     }
     out[n] = 0;
+}
+
+/* For the access log's fields: a space would split one. */
+static void copy_for_log(char *out, size_t size, const char *text)
+{
+    copy_escaped(out, size, text, 0);
+}
+
+/* For messages: spaces stay. */
+static void copy_for_message(char *out, size_t size, const char *text)
+{
+    copy_escaped(out, size, text, 1);
 }
 
 static ear_http_request *request_begin(ear_http_server *server, struct MHD_Connection *connection,
@@ -244,7 +261,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
 {
     ear_http_server *server = cls;
     ear_http_request *req = *state;
-    if (!req)
+    if (!req || *state == &refused_in_uri)
         return;
     *state = NULL;
     if (req->form)
@@ -435,8 +452,8 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
     }
     if (!req->audio_field_seen) {
         req->audio_field_seen = 1;
-        copy_for_log(req->part_type, sizeof req->part_type, content_type ? content_type : "");
-        copy_for_log(req->part_name, sizeof req->part_name, filename ? filename : "");
+        copy_for_message(req->part_type, sizeof req->part_type, content_type ? content_type : "");
+        copy_for_message(req->part_name, sizeof req->part_name, filename ? filename : "");
     }
     int appended = size ? body_append(req, data, size) : 0;
     if (appended != 0) {
@@ -498,7 +515,7 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
                                  "a multipart/form-data body needs a boundary");
     }
     char type_text[96];
-    copy_for_log(type_text, sizeof type_text, type ? type : "no Content-Type");
+    copy_for_message(type_text, sizeof type_text, type ? type : "no Content-Type");
     snprintf(req->received_text, sizeof req->received_text, "%s", type_text);
     return MHD_YES;
 }
@@ -507,10 +524,13 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
  * slow). This libmicrohttpd (0.9.75) cannot queue an answer while the body is
  * being read, and would otherwise read it to its end; so the answer is written
  * to the socket here and the connection closed by returning MHD_NO. */
-static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear_http_request *req,
-                                         unsigned status, const char *status_line,
-                                         const char *code, const char *message)
+/* Writes a whole JSON error answer on the connection's socket and shuts its
+ * sending side; the size of the body sent (0 when none could be). */
+static uint64_t write_answer(struct MHD_Connection *connection, unsigned status,
+                             const char *status_line, const char *id, const char *code,
+                             const char *message)
 {
+    uint64_t bytes = 0;
     char *body = ear_http_error_body(code, message);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -520,7 +540,7 @@ static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear
                          "HTTP/1.1 %s\r\nConnection: close\r\n"
                          "Content-Type: application/json\r\nCache-Control: no-store\r\n"
                          "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s",
-                         status_line, strlen(body), req->id,
+                         status_line, strlen(body), id,
                          status == MHD_HTTP_SERVICE_UNAVAILABLE ? "Retry-After: 1\r\n" : "");
         for (size_t i = 0; i < sizeof common_headers / sizeof common_headers[0]; i++)
             n += snprintf(answer + n, sizeof answer - (size_t)n, "%s: %s\r\n",
@@ -531,11 +551,19 @@ static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear
             (void)sent; /* a client that is gone gets nothing; either way we close */
             shutdown(info->connect_fd, SHUT_WR);
         }
-        req->bytes = strlen(body);
+        bytes = strlen(body);
     }
+    free(body);
+    return bytes;
+}
+
+static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear_http_request *req,
+                                         unsigned status, const char *status_line,
+                                         const char *code, const char *message)
+{
+    req->bytes = write_answer(connection, status, status_line, req->id, code, message);
     req->status = status;
     req->answered_in_body = 1;
-    free(body);
     return MHD_NO;
 }
 
@@ -676,6 +704,68 @@ static int request_has_body(struct MHD_Connection *connection)
                                        MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 }
 
+/* ---- strict framing (RFC 9112 section 6) ---- */
+
+typedef struct framing {
+    int lengths, encodings;
+    const char *encoding;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->lengths++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->encodings++;
+        f->encoding = value;
+    }
+    return MHD_YES;
+}
+
+/* Whether a Transfer-Encoding value is exactly "chunked", optional spaces aside. */
+static int is_chunked(const char *value)
+{
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strlen(value);
+    while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(value, "chunked", 7) == 0;
+}
+
+/* What is wrong with how the body is framed, or NULL. libmicrohttpd 0.9.75
+ * takes the first Content-Length of several and lets Content-Length stand
+ * beside Transfer-Encoding, so that the two ends of a proxy may disagree on
+ * where the body stops (request smuggling); other codings it cannot decode. */
+static const char *framing_problem(struct MHD_Connection *connection)
+{
+    framing f = {0, 0, NULL};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_framing, &f);
+    if (f.lengths > 1)
+        return "more than one Content-Length header";
+    if (f.lengths && f.encodings)
+        return "both Content-Length and Transfer-Encoding";
+    if (f.encodings > 1)
+        return "more than one Transfer-Encoding header";
+    if (f.encodings && !is_chunked(f.encoding ? f.encoding : ""))
+        return "a transfer coding other than chunked";
+    return NULL;
+}
+
+static enum MHD_Result refuse_framing(struct MHD_Connection *connection, ear_http_request *req,
+                                      const char *problem)
+{
+    uint64_t bytes = 0;
+    char message[160];
+    snprintf(message, sizeof message, "the request's body is framed ambiguously: %s", problem);
+    struct MHD_Response *response = ear_http_error_response("bad_request", message, &bytes);
+    if (response)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+    return respond(connection, req, MHD_HTTP_BAD_REQUEST, response, bytes);
+}
+
 /* Every route but the search, answered in one go. */
 static enum MHD_Result answer_route(struct MHD_Connection *connection, ear_http_request *req,
                                     const char *url, const char *method)
@@ -741,11 +831,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 {
     ear_http_server *server = cls;
     ear_http_request *req = *state;
+    if (*state == &refused_in_uri)
+        return MHD_NO; /* answered by on_uri already */
     if (!req) {
         req = request_begin(server, connection, url, method);
         if (!req)
             return MHD_NO;
         *state = req;
+        const char *problem = framing_problem(connection);
+        if (problem)
+            return refuse_framing(connection, req, problem);
         if (strcmp(route_path(url), "/api/search") == 0) {
             req->route = EAR_HTTP_ROUTE_SEARCH;
             if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
@@ -765,6 +860,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     if (*upload_data_size > 0)
         return MHD_NO; /* a body that its headers did not announce */
     return answer_route(connection, req, url, method);
+}
+
+/* Called with the request line's URI before libmicrohttpd splits its query:
+ * 0.9.75 sends nothing at all (the client waits for the idle timeout) when
+ * the parameters outgrow its memory pool, so a query with more than any route
+ * needs is answered 414 here, on the socket, and the connection closed. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    ear_http_server *server = cls;
+    const char *query = strchr(uri, '?');
+    size_t parameters = 0;
+    for (const char *p = query; p && *p; p++)
+        parameters += *p == '&' || *p == ';';
+    if (parameters < EAR_HTTP_MAX_PARAMETERS)
+        return NULL;
+    char id[17], message[160], path[96];
+    ear_http_request_id_generate(id);
+    snprintf(message, sizeof message, "the query has %zu parameters; at most %d are accepted",
+             parameters + 1, EAR_HTTP_MAX_PARAMETERS);
+    uint64_t bytes = write_answer(connection, MHD_HTTP_URI_TOO_LONG, "414 URI Too Long", id,
+                                  "uri_too_long", message);
+    /* No request is begun (the library may never call on_completed for it):
+     * logged and counted here. */
+    copy_for_log(path, sizeof path, uri);
+    fprintf(stderr, "ear serve: - - %s 414 %llu B 0.0 ms id=%s\n", path,
+            (unsigned long long)bytes, id);
+    ear_http_metrics_record(&server->metrics, EAR_HTTP_ROUTE_UNKNOWN, MHD_HTTP_URI_TOO_LONG, 0);
+    return &refused_in_uri;
 }
 
 static size_t on_unescape(void *cls, struct MHD_Connection *connection, char *uri)
@@ -987,6 +1110,7 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
         MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, server,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
         MHD_OPTION_END);
