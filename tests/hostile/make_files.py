@@ -96,7 +96,9 @@ def jpeg_claiming(width, height):
     sof = struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x00\x03\x11\x00"
     dqt = b"\x00" + bytes([1] * 64)
     return (b"\xff\xd8" + b"\xff\xdb" + struct.pack(">H", len(dqt) + 2) + dqt +
-            b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9")
+            b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof +
+            b"\xff\xda" + struct.pack(">H", 12) + b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00" +
+            b"\xff\xd9")
 
 
 def files():
