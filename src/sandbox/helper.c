@@ -129,9 +129,13 @@ static int install_filter(void)
         return -1;
     int rc = 0;
     /* Its socket and stderr only. */
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(read), 1, SCMP_A0(SCMP_CMP_EQ, 0));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, SCMP_A0(SCMP_CMP_EQ, 1));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, SCMP_A0(SCMP_CMP_EQ, 2));
+    /* Spelt out: clang warns of SCMP_A0's missing field. */
+    const struct scmp_arg_cmp fd0 = {.arg = 0, .op = SCMP_CMP_EQ, .datum_a = 0, .datum_b = 0};
+    const struct scmp_arg_cmp fd1 = {.arg = 0, .op = SCMP_CMP_EQ, .datum_a = 1, .datum_b = 0};
+    const struct scmp_arg_cmp fd2 = {.arg = 0, .op = SCMP_CMP_EQ, .datum_a = 2, .datum_b = 0};
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(read), 1, fd0);
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, fd1);
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, fd2);
     /* Memory, threads' wake-ups, time, and the way out. */
     static const int allowed[] = {
         SCMP_SYS(mmap),          SCMP_SYS(munmap),       SCMP_SYS(mremap),
