@@ -222,8 +222,9 @@ static int spawn_helper(ear_sandbox_pool *pool, helper *h, ear_error *err)
 
     /* A small environment: one BLAS thread (OpenBLAS starts its threads when
      * loaded), and the sanitizers' and the trace switch's settings. */
-    char *env[8];
+    char *env[10];
     int n = 0;
+    env[n++] = "EAR_SANDBOX_HELPER=1";
     env[n++] = "OPENBLAS_NUM_THREADS=1";
     env[n++] = "OMP_NUM_THREADS=1";
     static const char *const passed[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
@@ -299,6 +300,13 @@ static int helper_alive(helper *h)
 
 ear_sandbox_pool *ear_sandbox_pool_start(const ear_sandbox_options *o, ear_error *err)
 {
+    /* A binary that is not `ear` (a test linking the service) would run as its
+     * own helper, start a pool of its own, and so on without end. */
+    if (getenv("EAR_SANDBOX_HELPER")) {
+        ear_error_set(err, "a sandbox helper cannot start helpers: is %s the `ear` binary?",
+                      o->exe ? o->exe : "this program");
+        return NULL;
+    }
     if (o->helpers < 1 || o->helpers > 1024) {
         ear_error_set(err, "decode helpers must be from 1 to 1024 (got %d)", o->helpers);
         return NULL;
