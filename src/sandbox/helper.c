@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <libavutil/mem.h>
@@ -62,6 +63,28 @@ static int write_all(int fd, const void *buffer, size_t size)
         size -= (size_t)n;
     }
     return 0;
+}
+
+/* Writes a reply's header and payload in one call when the socket takes it
+ * (one wake-up of the pool instead of two), the rest as write_all does. */
+static int write_two(int fd, const void *head, size_t head_size, const void *body,
+                     size_t body_size)
+{
+    struct iovec parts[2] = {{(void *)head, head_size}, {(void *)body, body_size}};
+    ssize_t n;
+    do
+        n = writev(fd, parts, 2);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -1;
+    size_t done = (size_t)n;
+    if (done < head_size) {
+        if (write_all(fd, (const uint8_t *)head + done, head_size - done) != 0)
+            return -1;
+        done = head_size;
+    }
+    return write_all(fd, (const uint8_t *)body + (done - head_size),
+                     body_size - (done - head_size));
 }
 
 /* Under a sanitizer the runtime needs address space by the terabyte and a few
@@ -136,6 +159,7 @@ static int install_filter(void)
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(read), 1, fd0);
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, fd1);
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, fd2);
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(writev), 1, fd1);
     /* Memory, threads' wake-ups, time, and the way out. */
     static const int allowed[] = {
         SCMP_SYS(mmap),          SCMP_SYS(munmap),       SCMP_SYS(mremap),
@@ -244,9 +268,7 @@ static int serve_job(const helper_args *a, const ear_sandbox_request *q, const u
         memcpy(r.codec, clip.codec, sizeof r.codec);
         r.format[sizeof r.format - 1] = r.codec[sizeof r.codec - 1] = 0;
         r.retire = retiring(a);
-        int rc = write_all(1, &r, sizeof r);
-        if (rc == 0)
-            rc = write_all(1, clip.samples, clip.count * sizeof *clip.samples);
+        int rc = write_two(1, &r, sizeof r, clip.samples, clip.count * sizeof *clip.samples);
         ear_audio_clip_free(&clip);
         return rc == 0 ? (int)r.retire : -1;
     }
@@ -257,9 +279,7 @@ static int serve_job(const helper_args *a, const ear_sandbox_request *q, const u
     r.height = (uint32_t)img.height;
     r.payload = (uint64_t)img.width * (uint64_t)img.height * 3;
     r.retire = retiring(a);
-    int rc = write_all(1, &r, sizeof r);
-    if (rc == 0)
-        rc = write_all(1, img.rgb, (size_t)r.payload);
+    int rc = write_two(1, &r, sizeof r, img.rgb, (size_t)r.payload);
     ear_image_free(&img);
     return rc == 0 ? (int)r.retire : -1;
 }

@@ -193,6 +193,13 @@ static int spawn_helper(ear_sandbox_pool *pool, helper *h, ear_error *err)
         ear_error_set(err, "cannot make the decoder's socket: %s", strerror(errno));
         goto fail;
     }
+    /* Room for a whole reply (a minute of samples is 3.8 MB; the kernel caps
+     * this at net.core.wmem_max): fewer wake-ups of either side per job. */
+    int buffer = 8 << 20;
+    for (int i = 0; i < 2; i++) {
+        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+    }
     if (posix_spawn_file_actions_init(&actions) != 0)
         goto no_memory;
     have_actions = 1;
