@@ -296,12 +296,11 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
     fputs(line, stderr);
     ear_http_metrics_record(&server->metrics, req->route, status, elapsed_ms / 1000.0);
     free(req->body);
-    pthread_mutex_lock(&server->lock);
-    server->body_memory -= req->body_capacity;
-    server->active_requests--;
-    pthread_mutex_unlock(&server->lock);
+    size_t body_capacity = req->body_capacity;
     free(req);
     pthread_mutex_lock(&server->lock);
+    server->body_memory -= body_capacity; /* given back to --max-body-memory */
+    server->active_requests--;
     pthread_cond_broadcast(&server->idle);
     pthread_mutex_unlock(&server->lock);
 }
@@ -520,10 +519,6 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
     return MHD_YES;
 }
 
-/* A body refused while it streams in (over --max-upload when chunked, or too
- * slow). This libmicrohttpd (0.9.75) cannot queue an answer while the body is
- * being read, and would otherwise read it to its end; so the answer is written
- * to the socket here and the connection closed by returning MHD_NO. */
 /* Writes a whole JSON error answer on the connection's socket and shuts its
  * sending side; the size of the body sent (0 when none could be). */
 static uint64_t write_answer(struct MHD_Connection *connection, unsigned status,
@@ -557,6 +552,11 @@ static uint64_t write_answer(struct MHD_Connection *connection, unsigned status,
     return bytes;
 }
 
+/* A body refused while it streams in (over --max-upload when chunked, too
+ * slow, past --max-body-memory). This libmicrohttpd (0.9.75) cannot queue an
+ * answer while the body is being read, and would otherwise read it to its
+ * end; so the answer is written to the socket here and the connection closed
+ * by returning MHD_NO. */
 static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear_http_request *req,
                                          unsigned status, const char *status_line,
                                          const char *code, const char *message)
@@ -576,7 +576,9 @@ static enum MHD_Result refuse_growing_body(struct MHD_Connection *connection, ea
                               "payload_too_large", message);
 }
 
-/* Whether the client closed its side of the connection (poll, no wait). */
+/* Whether the client closed its side of the connection (poll, no wait). A
+ * client that half-closes after its request counts as gone: browsers, curl
+ * and proxies do not, and nothing else can tell a leaver from a waiter. */
 static int client_hung_up(int fd)
 {
     if (fd < 0)
@@ -1090,8 +1092,13 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
         sandbox.helpers = o->workers;
         sandbox.timeout_s = o->decode_timeout_s;
         server->sandbox = ear_sandbox_pool_start(&sandbox, err);
-        if (!server->sandbox)
+        if (!server->sandbox) {
+            char why[EAR_ERROR_SIZE];
+            snprintf(why, sizeof why, "%s", err->message);
+            ear_error_set(err, "the decoding sandbox: %.400s (--no-sandbox runs without it)",
+                          why);
             goto fail;
+        }
     }
     server->pool = ear_http_pool_start(server, model, o->workers, o->queue, err);
     if (!server->pool)
