@@ -120,6 +120,8 @@ typedef struct ear_http_gauges {
     size_t queue_capacity;
     size_t index_items;
     long long resident_bytes; /* -1: unknown */
+    size_t body_memory, body_memory_limit; /* bodies in flight; 0 limit: not shown */
+    uint64_t sandbox_started; /* decoding helpers started; 0: no sandbox, not shown */
 } ear_http_gauges;
 
 int ear_http_metrics_init(ear_http_metrics *m, ear_error *err);

@@ -337,6 +337,11 @@ static enum MHD_Result answer_metrics(struct MHD_Connection *connection, ear_htt
     gauges.index_items = ear_index_count(ref->index);
     ear_http_index_release(server, ref);
     gauges.resident_bytes = ear_http_resident_bytes();
+    pthread_mutex_lock(&server->lock);
+    gauges.body_memory = server->body_memory;
+    pthread_mutex_unlock(&server->lock);
+    gauges.body_memory_limit = server->options.max_body_memory;
+    gauges.sandbox_started = server->sandbox ? ear_sandbox_pool_spawned(server->sandbox) : 0;
     size_t length = 0;
     char *text = ear_http_metrics_text(&server->metrics, &gauges, &length);
     if (!text)

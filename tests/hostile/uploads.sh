@@ -71,6 +71,11 @@ check "the 59-byte WAV: 400 undecodable_audio" error_is repro1 400 undecodable_a
 fetch repro2 "$(URL /api/search)" --data-binary "@$WORK/files/mp3_txxx_50k.mp3"
 check "the 50k-TXXX MP3: 400 undecodable_audio (deadline)" error_is repro2 400 undecodable_audio
 check "the 50k-TXXX MP3: the message names the deadline" body_has repro2 "longer than $deadline s"
+fetch metrics "$(URL /metrics)"
+started=$(sed -n 's/^ear_sandbox_helpers_started_total //p' "$WORK/metrics.b")
+check "/metrics: the killed helpers were replaced (${started:-none} started, 2 at first)" \
+    [ "${started:-0}" -ge 4 ]
+check "/metrics: no body held any more" body_has metrics '^ear_http_body_bytes 0$'
 stop_server
 
 # A client that leaves: its decode is cancelled at once (a long deadline here,
