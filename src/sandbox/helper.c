@@ -148,6 +148,11 @@ static int install_filter(void)
         sigaction(SIGSYS, &action, NULL);
     }
     scmp_filter_ctx ctx = seccomp_init(trace ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
+    /* Without the seccomp() call (a parent filter may forbid it, leaving prctl)
+     * the kernel's API level hides KILL_PROCESS: killing the thread is the same
+     * here, where there is only one. */
+    if (!ctx && !trace)
+        ctx = seccomp_init(SCMP_ACT_KILL_THREAD);
     if (!ctx)
         return -1;
     int rc = 0;
