@@ -80,7 +80,7 @@ int ear_sandbox_reply_read(ear_sandbox_read_fn read, void *context,
         }
         char clean[EAR_ERROR_SIZE];
         printable(clean, sizeof clean, text, (size_t)r.payload);
-        ear_error_set(err, "%s", clean);
+        ear_error_set(err, "%s", clean[0] ? clean : "the decoder refused it without a reason");
         return EAR_SANDBOX_REFUSED;
     }
     if (r.status != EAR_SANDBOX_REPLY_OK) {
