@@ -7,7 +7,7 @@ packages=(
   cmake make gcc clang libclang-rt-14-dev pkg-config
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
   libfftw3-dev libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev
-  libmicrohttpd-dev libcjson-dev
+  libmicrohttpd-dev libcjson-dev libseccomp-dev
   ffmpeg sox espeak-ng
   libcmark-dev nginx supervisor systemd curl
   wrk valgrind

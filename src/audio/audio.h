@@ -14,6 +14,7 @@ typedef struct ear_audio_decode_options {
     int ffmpeg_cli;     /* 1: as `ffmpeg -i IN -ar RATE -ac 1 OUT.wav` does it (FFmpeg's own
                            downmix and resampler options, 16-bit samples, read back / 32768);
                            0 (default): float throughout, channels averaged */
+    double deadline_ms; /* ear_now_ms() past which FFmpeg's reads give up (0: none) */
 } ear_audio_decode_options;
 
 typedef struct ear_audio_clip {

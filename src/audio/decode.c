@@ -36,6 +36,9 @@ enum { EAR_AUDIO_INPUT_RATE_MIN = 1000, EAR_AUDIO_INPUT_RATE_MAX = 768000 };
 /* libswresample's own limit (SWR_CH_MAX). */
 enum { EAR_AUDIO_CHANNELS_MAX = 64 };
 enum { EAR_AUDIO_IO_BUFFER = 32 * 1024 };
+/* Bounds on what a file's header may make the demuxer do: a sound needs one
+ * stream, and the format is known from the first kilobytes. */
+enum { EAR_AUDIO_MAX_STREAMS = 16, EAR_AUDIO_PROBE_SIZE = 1 << 20 };
 /* Room for FFmpeg's error string and its last log line together. */
 enum {
     EAR_AUDIO_LOG_SIZE = 256,
@@ -130,6 +133,13 @@ static int memory_read(void *opaque, uint8_t *buffer, int buffer_size)
     memcpy(buffer, r->data + r->position, n);
     r->position += n;
     return (int)n;
+}
+
+/* FFmpeg asks this between reads: past the caller's deadline, it gives up. */
+static int past_deadline(void *opaque)
+{
+    const double *deadline_ms = opaque;
+    return *deadline_ms > 0 && ear_now_ms() > *deadline_ms;
 }
 
 static int64_t memory_seek(void *opaque, int64_t offset, int whence)
@@ -277,6 +287,7 @@ typedef struct decode_state {
     int truncated;
     int decode_errors;
     int last_decode_error;
+    double deadline_ms; /* 0: none */
 } decode_state;
 
 /* Room for extra more samples: geometric growth as audio actually decodes
@@ -505,7 +516,7 @@ static int open_audio_stream(decode_state *s, ear_audio_clip *clip, ear_error *e
     /* The format comes from the bytes alone (no file name to hint). A weak
      * guess is refused: random bytes can look like a few MP3 frame headers. */
     const AVInputFormat *input_format = NULL;
-    int score = av_probe_input_buffer2(s->io, &input_format, "", NULL, 0, 0);
+    int score = av_probe_input_buffer2(s->io, &input_format, "", NULL, 0, EAR_AUDIO_PROBE_SIZE);
     if (score < 0 || !input_format || score <= AVPROBE_SCORE_RETRY)
         return ear_error_set(err,
                              "unrecognised data (%zu bytes): not an audio file in a supported "
@@ -525,6 +536,10 @@ static int open_audio_stream(decode_state *s, ear_audio_clip *clip, ear_error *e
     s->fmt->pb = s->io;
     s->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
     s->fmt->io_open = refuse_io_open;
+    s->fmt->max_streams = EAR_AUDIO_MAX_STREAMS;
+    s->fmt->probesize = EAR_AUDIO_PROBE_SIZE;
+    s->fmt->interrupt_callback.callback = past_deadline;
+    s->fmt->interrupt_callback.opaque = &s->deadline_ms;
     s->fmt->format_whitelist = av_strdup(format_whitelist);
     s->fmt->codec_whitelist = av_strdup(codec_whitelist);
     if (!s->fmt->format_whitelist || !s->fmt->codec_whitelist)
@@ -620,6 +635,7 @@ int ear_audio_decode(const uint8_t *data, size_t size, const ear_audio_decode_op
     s.reader.size = size;
     s.out_rate = o->sample_rate;
     s.ffmpeg_cli = o->ffmpeg_cli;
+    s.deadline_ms = o->deadline_ms;
     s.limit = SIZE_MAX;
     if (o->max_seconds > 0) {
         /* The epsilon keeps 2.01 s * 16000 Hz (32159.99...) at 32160 samples. */
@@ -640,6 +656,11 @@ int ear_audio_decode(const uint8_t *data, size_t size, const ear_audio_decode_op
 
     int rc = 0, read_error = 0;
     while (rc == 0) {
+        if (past_deadline(&s.deadline_ms)) {
+            ear_error_set(err, "decoding this %s/%s file took too long", clip->format,
+                          clip->codec);
+            goto fail;
+        }
         int got = av_read_frame(s.fmt, s.packet);
         if (got < 0) {
             /* End of file, or the file is cut short or damaged here: keep what

@@ -4,7 +4,9 @@
 
 #include <stddef.h>
 
+#include "audio/audio.h"
 #include "core/core.h"
+#include "image/image.h"
 
 /* Exit statuses of ../shared/spec/interfaces.md. */
 enum { EAR_EXIT_OK = 0, EAR_EXIT_FAILED = 1, EAR_EXIT_USAGE = 2 };
@@ -36,6 +38,13 @@ int ear_cli_usage_error(const char *name, const char *format, ...)
 /* Reads a file whole (limit: 1 GiB); on failure prints the error line. */
 uint8_t *ear_cli_read_file(const char *path, size_t *size);
 
+/* Decodes as ear_audio_decode / ear_image_decode do: in a sandboxed helper
+ * process unless sandbox is 0 (--no-sandbox). */
+int ear_cli_decode_audio(const uint8_t *data, size_t size, const ear_audio_decode_options *o,
+                         int sandbox, ear_audio_clip *clip, ear_error *err);
+int ear_cli_decode_image(const uint8_t *data, size_t size, int sandbox, ear_image *img,
+                         ear_error *err);
+
 /* Parses a positive number; returns 0 on success. */
 int ear_cli_parse_double(const char *text, double min, double max, double *out);
 int ear_cli_parse_int(const char *text, long min, long max, int *out);
@@ -45,7 +54,8 @@ typedef enum {
     EAR_CLI_OPT_STRING,  /* const char *: min to max characters (max 0: no limit) */
     EAR_CLI_OPT_INT,     /* int from min to max */
     EAR_CLI_OPT_DOUBLE,  /* double from min to max */
-    EAR_CLI_OPT_BYTES    /* size_t: a byte count, K, M or G allowed, 1 to 1T */
+    EAR_CLI_OPT_BYTES,   /* size_t: a byte count, K, M or G allowed, 1 to 1T */
+    EAR_CLI_OPT_FLAG     /* int set to 1; takes no value */
 } ear_cli_option_kind;
 
 typedef struct ear_cli_option {

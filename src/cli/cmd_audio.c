@@ -16,6 +16,7 @@ static const char decode_help[] =
     "  -o, --output OUT.npy   where to write (required)\n"
     "  --rate R               output sample rate in Hz (default 16000)\n"
     "  --max-seconds S        stop decoding after S seconds (default 60; 0: no cap)\n"
+    "  --no-sandbox           decode in this process, not in a sandboxed helper (to debug)\n"
     "  -h, --help             this text\n";
 
 static const char mel_help[] =
@@ -30,12 +31,14 @@ static const char mel_help[] =
     "                         configuration holding one (missing fields keep the defaults)\n"
     "                         without either, the spec's defaults (16 kHz, 64 mels, ...)\n"
     "  --max-seconds S        stop decoding after S seconds (default 60; 0: no cap)\n"
+    "  --no-sandbox           decode in this process, not in a sandboxed helper (to debug)\n"
     "  -h, --help             this text\n";
 
 /* Parsed options shared by decode and mel. */
 typedef struct audio_args {
     const char *input, *output, *model, *config;
     int show;
+    int no_sandbox;
     ear_audio_decode_options decode;
 } audio_args;
 
@@ -47,7 +50,8 @@ static int parse_audio_args(const char *name, const char *help, int with_model, 
         {"output", required_argument, 0, 'o'},       {"rate", required_argument, 0, 'r'},
         {"max-seconds", required_argument, 0, 's'},  {"model", required_argument, 0, 'm'},
         {"config", required_argument, 0, 'c'},       {"help", no_argument, 0, 'h'},
-        {"show", no_argument, 0, 'S'},               {0, 0, 0, 0}};
+        {"show", no_argument, 0, 'S'},               {"no-sandbox", no_argument, 0, 'N'},
+        {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     ear_audio_decode_options_default(&a->decode);
     optind = 0;
@@ -78,6 +82,7 @@ static int parse_audio_args(const char *name, const char *help, int with_model, 
                 return ear_cli_usage_error(name, "--show is not an option of this command");
             a->show = 1;
             break;
+        case 'N': a->no_sandbox = 1; break;
         case 'h': fputs(help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error(name, "unknown option or missing value: '%s'",
@@ -103,7 +108,7 @@ static int decode_file(const audio_args *a, ear_audio_clip *clip)
     if (!data)
         return -1;
     ear_error err;
-    int rc = ear_audio_decode(data, size, &a->decode, clip, &err);
+    int rc = ear_cli_decode_audio(data, size, &a->decode, !a->no_sandbox, clip, &err);
     free(data);
     if (rc != 0) {
         ear_cli_fail(a->input, err.message);

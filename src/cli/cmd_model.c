@@ -24,6 +24,7 @@ static const char embed_help[] =
     "  --threads N            BLAS threads (default 1)\n"
     "  --weights T            f32, bf16 or int8: the model's matrix products and\n"
     "                         convolutions (default bf16, or $EAR_WEIGHTS)\n"
+    "  --no-sandbox           decode in this process, not in a sandboxed helper (to debug)\n"
     "  -h, --help             this text\n";
 
 static const char info_help[] =
@@ -38,6 +39,7 @@ typedef struct embed_args {
     const char *model, *audio, *image, *output, *weights;
     ear_audio_decode_options decode;
     int threads;
+    int no_sandbox;
 } embed_args;
 
 /* Returns -1 to go on, or the exit status to return. */
@@ -48,6 +50,7 @@ static int parse_embed_args(int argc, char **argv, embed_args *a)
         {"image", required_argument, 0, 'i'},       {"output", required_argument, 0, 'o'},
         {"max-seconds", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},              {"weights", required_argument, 0, 'w'},
+        {"no-sandbox", no_argument, 0, 'N'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     ear_audio_decode_options_default(&a->decode);
@@ -70,6 +73,7 @@ static int parse_embed_args(int argc, char **argv, embed_args *a)
             if (ear_cli_parse_int(optarg, 1, 256, &a->threads) != 0)
                 return ear_cli_usage_error("embed", "--threads must be 1 to 256");
             break;
+        case 'N': a->no_sandbox = 1; break;
         case 'h': fputs(embed_help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error("embed", "unknown option or missing value: '%s'",
@@ -109,14 +113,14 @@ static int embed_file(const embed_args *a, const ear_nn_model *model, float *emb
     if (a->audio) {
         ear_audio_decode_options decode = a->decode;
         ear_nn_model_decode_options(model, &decode);
-        if (ear_audio_decode(data, size, &decode, &clip, &err) != 0) {
+        if (ear_cli_decode_audio(data, size, &decode, !a->no_sandbox, &clip, &err) != 0) {
             ear_cli_fail(input, err.message);
             goto done;
         }
         if (clip.truncated)
             fprintf(stderr, "ear: %s: longer than %g s, embedded the first %g s only\n", input,
                     decode.max_seconds, decode.max_seconds);
-    } else if (ear_image_decode(data, size, &img, &err) != 0) {
+    } else if (ear_cli_decode_image(data, size, !a->no_sandbox, &img, &err) != 0) {
         ear_cli_fail(input, err.message);
         goto done;
     }

@@ -19,6 +19,7 @@ static const char serve_help[] =
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
     "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
     "                 [--threads T] [--drain S] [--home-url URL] [--weights T]\n"
+    "                 [--decode-timeout S] [--max-body-memory BYTES] [--no-sandbox]\n"
     "       ear serve --project DIR [the options above but --model, --index, --data]\n"
     "\n"
     "The HTTP service: the web page at /, POST /api/search, the original service's\n"
@@ -54,6 +55,12 @@ static const char serve_help[] =
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
     "  --home-url URL       the page's link back to the main site, given to it by\n"
     "                       GET /api/config as {\"home_url\": URL} (default /)\n"
+    "  --decode-timeout S   an upload still decoding after S seconds answers 400 and its\n"
+    "                       decoder process is replaced (default 5)\n"
+    "  --max-body-memory BYTES  request bodies in flight together at most; past it 503\n"
+    "                       with Retry-After (default 4 x --max-upload)\n"
+    "  --no-sandbox         decode uploads in this process, not in the sandboxed helper\n"
+    "                       processes (to debug a decoder; never on a public service)\n"
     "  -h, --help           this text\n";
 
 /* A project in the original's layout, its paths malloc'd. */
@@ -173,6 +180,9 @@ int ear_cli_serve(int argc, char **argv)
         {"drain", EAR_CLI_OPT_DOUBLE, 0, 3600, &drain_s, 0},
         {"home-url", EAR_CLI_OPT_STRING, 1, 2048, &o.home_url, 0},
         {"weights", EAR_CLI_OPT_STRING, 1, 0, &weights, 0},
+        {"decode-timeout", EAR_CLI_OPT_DOUBLE, 0.01, 3600, &o.decode_timeout_s, 0},
+        {"max-body-memory", EAR_CLI_OPT_BYTES, 1, 0, &o.max_body_memory, 0},
+        {"no-sandbox", EAR_CLI_OPT_FLAG, 0, 0, &o.no_sandbox, 0},
     };
     int first_operand = argc;
     int parsed = ear_cli_parse_options("serve", argc, argv, options,

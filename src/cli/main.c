@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "nn/nn.h"
+#include "sandbox/sandbox.h"
 
 typedef struct command {
     const char *name;
@@ -90,6 +91,9 @@ int main(int argc, char **argv)
         print_help(stdout);
         return EAR_EXIT_OK;
     }
+    /* Not in the help: the pool of src/sandbox runs this, nobody else. */
+    if (strcmp(argv[1], "sandbox-helper") == 0)
+        return ear_sandbox_helper_main(argc - 1, argv + 1);
     /* The models' weight type unless a command's --weights says otherwise: bf16, the fastest
      * that keeps each embedding within cosine 0.99999 of float32 (BENCHMARKS.md); EAR_WEIGHTS
      * overrides it (the test suites set f32: their contracts are PyTorch's float32 digits). */

@@ -44,6 +44,9 @@ static int store(const ear_cli_option *o, const char *text)
         return ear_cli_parse_double(text, o->min, o->max, (double *)o->target);
     case EAR_CLI_OPT_BYTES:
         return ear_cli_parse_bytes(text, (size_t *)o->target);
+    case EAR_CLI_OPT_FLAG:
+        *(int *)o->target = 1;
+        return 0;
     }
     return -1;
 }
@@ -115,6 +118,14 @@ int ear_cli_parse_options(const char *command, int argc, char **argv,
             status = ear_cli_usage_error(command, "unknown option '%.*s'",
                                          (int)name_length + (arg[1] == '-' ? 2 : 1), arg);
             break;
+        }
+        if (o->kind == EAR_CLI_OPT_FLAG) {
+            /* A switch: nothing follows it, neither "-xVALUE" nor "--name=VALUE". */
+            if (arg[1] != '-' ? arg[2] != 0 : arg[2 + name_length] != 0)
+                status = ear_cli_usage_error(command, "--%s takes no value", o->name);
+            else
+                (void)store(o, "");
+            continue;
         }
         const char *value;
         if (arg[1] != '-')

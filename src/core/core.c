@@ -273,3 +273,61 @@ fail:
     free(buf);
     return NULL;
 }
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing past U+10FFFF), 0 when there is none. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        unsigned char low = p[0] == 0xe0 ? 0xa0 : 0x80, high = p[0] == 0xed ? 0x9f : 0xbf;
+        return p[1] >= low && p[1] <= high && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        unsigned char low = p[0] == 0xf0 ? 0x90 : 0x80, high = p[0] == 0xf4 ? 0x8f : 0xbf;
+        return p[1] >= low && p[1] <= high && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+char *ear_utf8_clean(char *text)
+{
+    if (!text)
+        return NULL;
+    size_t bad = 0, length = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p;) {
+        size_t n = utf8_sequence(p);
+        bad += n == 0;
+        p += n ? n : 1;
+        length += n ? n : 1;
+    }
+    if (bad == 0)
+        return text;
+    /* Each bad byte (1) becomes U+FFFD (3). */
+    char *clean = malloc(length + 2 * bad + 1);
+    if (!clean) {
+        free(text);
+        return NULL;
+    }
+    size_t out = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p;) {
+        size_t n = utf8_sequence(p);
+        if (n) {
+            memcpy(clean + out, p, n);
+            out += n;
+            p += n;
+        } else {
+            memcpy(clean + out, "\xef\xbf\xbd", 3);
+            out += 3;
+            p++;
+        }
+    }
+    clean[out] = 0;
+    free(text);
+    return clean;
+}

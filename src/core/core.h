@@ -17,6 +17,11 @@ typedef struct ear_error {
 int ear_error_set(ear_error *err, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Returns text (malloc'd, NUL-terminated) with every byte that is not part of
+ * valid UTF-8 replaced by U+FFFD: the same pointer when nothing was, else a
+ * new one (text freed). NULL when out of memory (text freed) or text is NULL. */
+char *ear_utf8_clean(char *text);
+
 /* Monotonic clock in milliseconds. */
 double ear_now_ms(void);
 

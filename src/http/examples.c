@@ -81,7 +81,7 @@ char *ear_http_examples_json(const ear_index *idx, int n)
         if (!ok)
             goto fail;
     }
-    text = cJSON_PrintUnformatted(root);
+    text = ear_utf8_clean(cJSON_PrintUnformatted(root)); /* names from the disk may be any bytes */
 fail:
     free(picked);
     cJSON_Delete(root);

@@ -24,6 +24,9 @@ typedef struct ear_http_options {
     const char *index_path;     /* the index, opened (and reopened) with the model's fingerprint */
     const char *data_dir;       /* the dataset: frames/ and audio/ are served from there */
     const char *home_url;       /* the page's link back to the main site (GET /api/config) */
+    int no_sandbox;             /* 1: decode uploads in-process (debugging only) */
+    double decode_timeout_s;    /* a sandboxed decode's wall-clock deadline */
+    size_t max_body_memory;     /* bodies in flight together at most; past it 503 (0: 4 x max_upload) */
 } ear_http_options;
 
 typedef struct ear_http_server ear_http_server;

@@ -11,6 +11,7 @@
 #include "http/http.h"
 #include "index/index.h"
 #include "query/query.h"
+#include "sandbox/sandbox.h"
 
 /* The routes, as counted by the metrics. */
 typedef enum {
@@ -126,6 +127,8 @@ typedef struct ear_http_gauges {
     size_t queue_capacity;
     size_t index_items;
     long long resident_bytes; /* -1: unknown */
+    size_t body_memory, body_memory_limit; /* bodies in flight; 0 limit: not shown */
+    uint64_t sandbox_started; /* decoding helpers started; 0: no sandbox, not shown */
 } ear_http_gauges;
 
 int ear_http_metrics_init(ear_http_metrics *m, ear_error *err);
@@ -176,6 +179,8 @@ typedef struct ear_http_job {
     size_t upload_size;
     const char *name;       /* the upload's file name (its extension is enough), or NULL */
     const char *received;   /* what the client sent, for error messages */
+    int client_fd;          /* its socket: a hang-up cancels the decode */
+    int client_left;        /* set by the worker: the client went away; no answer */
     int k;
     unsigned kinds;         /* EAR_INDEX_MASK of the kinds searched */
     int original;           /* POST /query: the original service's answer and errors */
@@ -223,11 +228,13 @@ struct ear_http_server {
     ear_http_index_ref *index;
 
     ear_http_pool *pool;
+    ear_sandbox_pool *sandbox;  /* NULL with --no-sandbox */
     ear_http_metrics metrics;
 
     pthread_mutex_t lock;       /* guards what follows */
     pthread_cond_t idle;        /* signalled when active_requests drops */
     size_t active_requests;     /* requests begun and not yet completed */
+    size_t body_memory;         /* bytes held by request bodies in flight */
     int shutting_down;
     int stopped;
 };

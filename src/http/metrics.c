@@ -179,6 +179,22 @@ char *ear_http_metrics_text(ear_http_metrics *m, const ear_http_gauges *g, size_
                "# TYPE process_resident_memory_bytes gauge\n"
                "process_resident_memory_bytes %lld\n",
                g->resident_bytes);
+    if (g->body_memory_limit > 0)
+        append(&b,
+               "# HELP ear_http_body_bytes Request bodies being received, in bytes.\n"
+               "# TYPE ear_http_body_bytes gauge\n"
+               "ear_http_body_bytes %zu\n"
+               "# HELP ear_http_body_bytes_limit --max-body-memory: past it uploads get 503.\n"
+               "# TYPE ear_http_body_bytes_limit gauge\n"
+               "ear_http_body_bytes_limit %zu\n",
+               g->body_memory, g->body_memory_limit);
+    if (g->sandbox_started > 0)
+        append(&b,
+               "# HELP ear_sandbox_helpers_started_total Decoding helpers started: the pool, then "
+               "one for each killed (deadline, crash, client gone) or retired.\n"
+               "# TYPE ear_sandbox_helpers_started_total counter\n"
+               "ear_sandbox_helpers_started_total %llu\n",
+               (unsigned long long)g->sandbox_started);
     free(copy);
     if (b.failed) {
         free(b.data);

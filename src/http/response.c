@@ -21,7 +21,8 @@ char *ear_http_error_body(const char *code, const char *message)
     if (!cJSON_AddStringToObject(error, "code", code) ||
         !cJSON_AddStringToObject(error, "message", message))
         goto done;
-    text = cJSON_PrintUnformatted(root);
+    /* A message may quote what the client sent (?k=%ff): JSON is UTF-8 only. */
+    text = ear_utf8_clean(cJSON_PrintUnformatted(root));
 done:
     cJSON_Delete(root);
     return text;
@@ -32,7 +33,7 @@ char *ear_http_config_json(const char *home_url)
     cJSON *root = cJSON_CreateObject();
     char *text = NULL;
     if (root && cJSON_AddStringToObject(root, "home_url", home_url))
-        text = cJSON_PrintUnformatted(root);
+        text = ear_utf8_clean(cJSON_PrintUnformatted(root)); /* an option's bytes, unchecked */
     cJSON_Delete(root);
     return text;
 }

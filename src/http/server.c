@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,11 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+
+/* Query parameters a request may carry: the routes use at most three. */
+#define EAR_HTTP_MAX_PARAMETERS 64
+/* The state of a request that on_uri answered: nothing more to do. */
+static char refused_in_uri;
 
 #define EAR_HTTP_CSP                                                                        \
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "              \
@@ -45,13 +51,15 @@ typedef struct ear_http_request {
     uint8_t *body;       /* the upload: the raw body or the multipart field */
     size_t body_size, body_capacity;
     struct MHD_PostProcessor *form;
-    int multipart, form_failed, field_seen, field_done, out_of_memory;
+    int multipart, form_failed, field_seen, field_done, out_of_memory, over_budget;
     int has_file_name;   /* the field came with a non-empty file name */
     char part_type[96];  /* the field's Content-Type and file name, for messages */
     char part_name[96];
     char file_name[256]; /* the field's file name, its end kept when longer */
     char received_text[256];
     int submitted;
+    int answered_in_body; /* refuse_during_body wrote the answer itself */
+    int aborted;          /* the client left before its answer */
     ear_http_job job;
 } ear_http_request;
 
@@ -103,24 +111,34 @@ respond_error(struct MHD_Connection *connection, ear_http_request *req, unsigned
     return respond(connection, req, status, response, bytes);
 }
 
-/* An error of POST /query as the original answered it: {"error": message}. */
+/* An error of POST /query as the original answered it, {"error": message};
+ * NULL when out of memory. */
+static struct MHD_Response *original_error_response(const char *message, uint64_t *bytes)
+{
+    char *body = ear_query_original_error_json(message);
+    if (!body)
+        return NULL;
+    *bytes = strlen(body);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer((size_t)*bytes, body, MHD_RESPMEM_MUST_FREE);
+    if (!response) {
+        free(body);
+        return NULL;
+    }
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return response;
+}
+
 static enum MHD_Result respond_original_error(struct MHD_Connection *connection,
                                               ear_http_request *req, unsigned status,
                                               const char *message)
 {
-    char *body = ear_query_original_error_json(message);
-    if (!body)
-        return respond(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, 0);
-    size_t length = strlen(body);
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer(length, body, MHD_RESPMEM_MUST_FREE);
-    if (!response)
-        free(body);
-    else {
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    }
-    return respond(connection, req, status, response, length);
+    uint64_t bytes = 0;
+    struct MHD_Response *response = original_error_response(message, &bytes);
+    if (response && status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    return respond(connection, req, status, response, bytes);
 }
 
 static enum MHD_Result respond_method_not_allowed(struct MHD_Connection *connection,
@@ -147,14 +165,41 @@ static enum MHD_Result respond_text(struct MHD_Connection *connection, ear_http_
 
 /* ---- requests ---- */
 
+/* Copies text for the access log and messages: every byte that is not
+ * printable ASCII (spaces, quotes and backslashes too) written as \xHH, so
+ * that a line can be neither split nor forged, and stays valid UTF-8. */
+static void copy_escaped(char *out, size_t size, const char *text, int keep_spaces)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (size_t i = 0; text[i]; i++) {
+        unsigned char c = (unsigned char)text[i];
+        int plain = (c > 0x20 || (c == 0x20 && keep_spaces)) && c < 0x7f && c != '"' && c != '\\';
+        size_t need = plain ? 1 : 4;
+        if (n + need + 1 > size)
+            break;
+        if (plain) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = 0;
+}
+
+/* For the access log's fields: a space would split one. */
 static void copy_for_log(char *out, size_t size, const char *text)
 {
-    size_t i = 0;
-    for (; text[i] && i + 1 < size; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[i] = c <= 0x20 || c == 0x7f || c == '"' ? '?' : (char)c;
-    }
-    out[i] = 0;
+    copy_escaped(out, size, text, 0);
+}
+
+/* For messages: spaces stay. */
+static void copy_for_message(char *out, size_t size, const char *text)
+{
+    copy_escaped(out, size, text, 1);
 }
 
 static ear_http_request *request_begin(ear_http_server *server, struct MHD_Connection *connection,
@@ -184,7 +229,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
 {
     ear_http_server *server = cls;
     ear_http_request *req = *state;
-    if (!req)
+    if (!req || *state == &refused_in_uri)
         return;
     *state = NULL;
     if (req->form)
@@ -196,8 +241,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
     double elapsed_ms = ear_now_ms() - req->start_ms;
     /* A connection closed by the client before the answer was complete. */
     unsigned status = req->status;
-    if (how != MHD_REQUEST_TERMINATED_COMPLETED_OK && status != MHD_HTTP_CONTENT_TOO_LARGE &&
-        status != MHD_HTTP_REQUEST_TIMEOUT) /* those two were written by refuse_during_body */
+    if ((how != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->answered_in_body) || req->aborted)
         status = 0;
     char client[64] = "-";
     const union MHD_ConnectionInfo *info =
@@ -214,13 +258,16 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **st
     else
         snprintf(status_text, sizeof status_text, "-");
     snprintf(line, sizeof line, "ear serve: %s %s %s %s %llu B %.1f ms id=%s%s\n", client,
-             req->method, req->path, status_text, (unsigned long long)req->bytes, elapsed_ms,
-             req->id, status ? "" : " (closed before the answer was sent)");
+             req->method, req->path, status_text, status ? (unsigned long long)req->bytes : 0ull,
+             elapsed_ms, req->id,
+             status ? "" : " aborted (the client left before the answer was sent)");
     fputs(line, stderr);
     ear_http_metrics_record(&server->metrics, req->route, status, elapsed_ms / 1000.0);
     free(req->body);
+    size_t body_capacity = req->body_capacity;
     free(req);
     pthread_mutex_lock(&server->lock);
+    server->body_memory -= body_capacity; /* given back to --max-body-memory */
     server->active_requests--;
     pthread_cond_broadcast(&server->idle);
     pthread_mutex_unlock(&server->lock);
@@ -258,6 +305,11 @@ static enum MHD_Result answer_metrics(struct MHD_Connection *connection, ear_htt
     gauges.index_items = ear_index_count(ref->index);
     ear_http_index_release(server, ref);
     gauges.resident_bytes = ear_http_resident_bytes();
+    pthread_mutex_lock(&server->lock);
+    gauges.body_memory = server->body_memory;
+    pthread_mutex_unlock(&server->lock);
+    gauges.body_memory_limit = server->options.max_body_memory;
+    gauges.sandbox_started = server->sandbox ? ear_sandbox_pool_spawned(server->sandbox) : 0;
     size_t length = 0;
     char *text = ear_http_metrics_text(&server->metrics, &gauges, &length);
     if (!text)
@@ -316,7 +368,21 @@ static enum MHD_Result answer_file(struct MHD_Connection *connection, ear_http_r
 
 /* ---- POST /api/search ---- */
 
-/* Appends to the gathered audio; the buffer grows by doubling up to --max-upload. */
+/* Takes extra bytes from --max-body-memory, shared by every body in flight;
+ * -1 when they are not there. */
+static int body_memory_take(ear_http_server *server, size_t extra)
+{
+    pthread_mutex_lock(&server->lock);
+    int ok = extra <= server->options.max_body_memory - server->body_memory;
+    if (ok)
+        server->body_memory += extra;
+    pthread_mutex_unlock(&server->lock);
+    return ok ? 0 : -1;
+}
+
+/* Appends to the gathered audio; the buffer grows by doubling, as the bytes
+ * arrive (never from the declared length), up to --max-upload and within
+ * --max-body-memory. -1 out of memory, -2 over the shared budget. */
 static int body_append(ear_http_request *req, const char *data, size_t size)
 {
     if (size > req->body_capacity - req->body_size) {
@@ -326,9 +392,15 @@ static int body_append(ear_http_request *req, const char *data, size_t size)
             capacity = req->body_size + size;
         if (capacity > limit)
             capacity = limit < req->body_size + size ? req->body_size + size : limit;
+        if (body_memory_take(req->server, capacity - req->body_capacity) != 0)
+            return -2;
         uint8_t *grown = realloc(req->body, capacity);
-        if (!grown)
+        if (!grown) {
+            pthread_mutex_lock(&req->server->lock);
+            req->server->body_memory -= capacity - req->body_capacity;
+            pthread_mutex_unlock(&req->server->lock);
             return -1;
+        }
         req->body = grown;
         req->body_capacity = capacity;
     }
@@ -362,16 +434,17 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
     if (!req->field_seen) {
         req->field_seen = 1;
         req->has_file_name = filename && *filename;
-        copy_for_log(req->part_type, sizeof req->part_type, content_type ? content_type : "");
-        copy_for_log(req->part_name, sizeof req->part_name, filename ? filename : "");
+        copy_for_message(req->part_type, sizeof req->part_type, content_type ? content_type : "");
+        copy_for_message(req->part_name, sizeof req->part_name, filename ? filename : "");
         if (filename) {
             size_t length = strlen(filename);
             size_t skip = length >= sizeof req->file_name ? length - sizeof req->file_name + 1 : 0;
-            copy_for_log(req->file_name, sizeof req->file_name, filename + skip);
+            copy_for_message(req->file_name, sizeof req->file_name, filename + skip);
         }
     }
-    if (size && body_append(req, data, size) != 0) {
-        req->out_of_memory = 1;
+    int appended = size ? body_append(req, data, size) : 0;
+    if (appended != 0) {
+        *(appended == -2 ? &req->over_budget : &req->out_of_memory) = 1;
         return MHD_NO;
     }
     return MHD_YES;
@@ -446,12 +519,25 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
             return respond_error(connection, req, MHD_HTTP_CONTENT_TOO_LARGE,
                                  "payload_too_large", "%s", message);
         }
+        /* Nothing is allocated for the declared length (a client may declare
+         * 50 MiB and send a byte); but a body that could not fit in the memory
+         * left for bodies is refused now, before it is read. */
         if (errno == 0 && end != length_text && declared > 0) {
-            req->body = malloc(declared);
-            if (!req->body)
-                return respond_error(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                                     "out of memory for a body of %llu bytes", declared);
-            req->body_capacity = declared;
+            pthread_mutex_lock(&server->lock);
+            size_t left = server->options.max_body_memory - server->body_memory;
+            pthread_mutex_unlock(&server->lock);
+            if (declared > left) {
+                char message[200];
+                snprintf(message, sizeof message,
+                         "the service is receiving other uploads; try again in a moment "
+                         "(%llu bytes declared, %zu free)",
+                         declared, left);
+                if (original)
+                    return respond_original_error(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                                  message);
+                return respond_error(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "%s",
+                                     message);
+            }
         }
     }
     const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
@@ -466,21 +552,20 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
                                  "a multipart/form-data body needs a boundary");
     }
     char type_text[96];
-    copy_for_log(type_text, sizeof type_text, type ? type : "no Content-Type");
+    copy_for_message(type_text, sizeof type_text, type ? type : "no Content-Type");
     snprintf(req->received_text, sizeof req->received_text, "%s", type_text);
     return MHD_YES;
 }
 
-/* A body refused while it streams in (over --max-upload when chunked, or too
- * slow). This libmicrohttpd (0.9.75) cannot queue an answer while the body is
- * being read, and would otherwise read it to its end; so the answer is written
- * to the socket here and the connection closed by returning MHD_NO. */
-static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear_http_request *req,
-                                         unsigned status, const char *status_line,
-                                         const char *code, const char *message)
+/* Writes a whole JSON error answer on the connection's socket and shuts its
+ * sending side, in the original's shape ({"error": message}) when original;
+ * the size of the body sent (0 when none could be). */
+static uint64_t write_answer(struct MHD_Connection *connection, unsigned status,
+                             const char *status_line, const char *id, int original,
+                             const char *code, const char *message)
 {
-    char *body = req->route == EAR_HTTP_ROUTE_QUERY ? ear_query_original_error_json(message)
-                                                    : ear_http_error_body(code, message);
+    uint64_t bytes = 0;
+    char *body = original ? ear_query_original_error_json(message) : ear_http_error_body(code, message);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (body && info) {
@@ -488,8 +573,9 @@ static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear
         int n = snprintf(answer, sizeof answer,
                          "HTTP/1.1 %s\r\nConnection: close\r\n"
                          "Content-Type: application/json\r\nCache-Control: no-store\r\n"
-                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n",
-                         status_line, strlen(body), req->id);
+                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s",
+                         status_line, strlen(body), id,
+                         status == MHD_HTTP_SERVICE_UNAVAILABLE ? "Retry-After: 1\r\n" : "");
         for (size_t i = 0; i < sizeof common_headers / sizeof common_headers[0]; i++)
             n += snprintf(answer + n, sizeof answer - (size_t)n, "%s: %s\r\n",
                           common_headers[i][0], common_headers[i][1]);
@@ -499,10 +585,25 @@ static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear
             (void)sent; /* a client that is gone gets nothing; either way we close */
             shutdown(info->connect_fd, SHUT_WR);
         }
-        req->bytes = strlen(body);
+        bytes = strlen(body);
     }
-    req->status = status;
     free(body);
+    return bytes;
+}
+
+/* A body refused while it streams in (over --max-upload when chunked, too
+ * slow, past --max-body-memory). This libmicrohttpd (0.9.75) cannot queue an
+ * answer while the body is being read, and would otherwise read it to its
+ * end; so the answer is written to the socket here and the connection closed
+ * by returning MHD_NO. */
+static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear_http_request *req,
+                                         unsigned status, const char *status_line,
+                                         const char *code, const char *message)
+{
+    req->bytes = write_answer(connection, status, status_line, req->id,
+                              req->route == EAR_HTTP_ROUTE_QUERY, code, message);
+    req->status = status;
+    req->answered_in_body = 1;
     return MHD_NO;
 }
 
@@ -515,6 +616,17 @@ static enum MHD_Result refuse_growing_body(struct MHD_Connection *connection, ea
                               "payload_too_large", message);
 }
 
+/* Whether the client closed its side of the connection (poll, no wait). A
+ * client that half-closes after its request counts as gone: browsers, curl
+ * and proxies do not, and nothing else can tell a leaver from a waiter. */
+static int client_hung_up(int fd)
+{
+    if (fd < 0)
+        return 0;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_http_request *req,
                                        const char *upload_data, size_t *upload_data_size)
 {
@@ -522,6 +634,13 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
     if (req->submitted) {
         struct MHD_Response *response = req->job.response;
         req->job.response = NULL; /* respond() owns it now */
+        if (req->job.client_left || client_hung_up(req->job.client_fd)) {
+            /* Nobody to answer: logged as aborted, with the time it ran. */
+            req->aborted = 1;
+            if (response)
+                MHD_destroy_response(response);
+            return MHD_NO;
+        }
         return respond(connection, req, req->job.status, response, req->job.response_bytes);
     }
     if (*upload_data_size > 0) {
@@ -546,8 +665,18 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
         if (req->form) {
             if (!req->form_failed && MHD_post_process(req->form, upload_data, size) != MHD_YES)
                 req->form_failed = 1;
-        } else if (!req->out_of_memory && body_append(req, upload_data, size) != 0) {
-            req->out_of_memory = 1;
+        } else if (!req->out_of_memory) {
+            int appended = body_append(req, upload_data, size);
+            if (appended != 0)
+                *(appended == -2 ? &req->over_budget : &req->out_of_memory) = 1;
+        }
+        if (req->over_budget) {
+            char message[200];
+            snprintf(message, sizeof message,
+                     "the service is receiving other uploads (%zu bytes at most together); "
+                     "try again in a moment", server->options.max_body_memory);
+            return refuse_during_body(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                      "503 Service Unavailable", "busy", message);
         }
         return MHD_YES;
     }
@@ -584,6 +713,9 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
     snprintf(req->received_text, sizeof req->received_text, "%s", what);
 
     req->job.connection = connection;
+    const union MHD_ConnectionInfo *fd_info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    req->job.client_fd = fd_info ? fd_info->connect_fd : -1;
     req->job.upload = req->body;
     req->job.upload_size = req->body_size;
     req->job.name = req->file_name[0] ? req->file_name : NULL;
@@ -630,6 +762,70 @@ static int request_has_body(struct MHD_Connection *connection)
     return (length && strcmp(length, "0") != 0) ||
            MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
+/* ---- strict framing (RFC 9112 section 6) ---- */
+
+typedef struct framing {
+    int lengths, encodings;
+    const char *encoding;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->lengths++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->encodings++;
+        f->encoding = value;
+    }
+    return MHD_YES;
+}
+
+/* Whether a Transfer-Encoding value is exactly "chunked", optional spaces aside. */
+static int is_chunked(const char *value)
+{
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strlen(value);
+    while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(value, "chunked", 7) == 0;
+}
+
+/* What is wrong with how the body is framed, or NULL. libmicrohttpd 0.9.75
+ * takes the first Content-Length of several and lets Content-Length stand
+ * beside Transfer-Encoding, so that the two ends of a proxy may disagree on
+ * where the body stops (request smuggling); other codings it cannot decode. */
+static const char *framing_problem(struct MHD_Connection *connection)
+{
+    framing f = {0, 0, NULL};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_framing, &f);
+    if (f.lengths > 1)
+        return "more than one Content-Length header";
+    if (f.lengths && f.encodings)
+        return "both Content-Length and Transfer-Encoding";
+    if (f.encodings > 1)
+        return "more than one Transfer-Encoding header";
+    if (f.encodings && !is_chunked(f.encoding ? f.encoding : ""))
+        return "a transfer coding other than chunked";
+    return NULL;
+}
+
+static enum MHD_Result refuse_framing(struct MHD_Connection *connection, ear_http_request *req,
+                                      const char *problem)
+{
+    uint64_t bytes = 0;
+    char message[160];
+    snprintf(message, sizeof message, "the request's body is framed ambiguously: %s", problem);
+    struct MHD_Response *response = req->route == EAR_HTTP_ROUTE_QUERY
+                                        ? original_error_response(message, &bytes)
+                                        : ear_http_error_response("bad_request", message, &bytes);
+    if (response)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+    return respond(connection, req, MHD_HTTP_BAD_REQUEST, response, bytes);
 }
 
 /* Every route but the search, answered in one go. */
@@ -708,14 +904,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 {
     ear_http_server *server = cls;
     ear_http_request *req = *state;
+    if (*state == &refused_in_uri)
+        return MHD_NO; /* answered by on_uri already */
     if (!req) {
         req = request_begin(server, connection, url, method);
         if (!req)
             return MHD_NO;
         *state = req;
         const char *path = route_path(url);
-        if (strcmp(path, "/api/search") == 0 || strcmp(path, "/query") == 0) {
+        int search = strcmp(path, "/api/search") == 0 || strcmp(path, "/query") == 0;
+        if (search)
             req->route = path[1] == 'q' ? EAR_HTTP_ROUTE_QUERY : EAR_HTTP_ROUTE_SEARCH;
+        const char *problem = framing_problem(connection);
+        if (problem)
+            return refuse_framing(connection, req, problem);
+        if (search) {
             if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
                 return respond_method_not_allowed(connection, req, "POST");
             return begin_search(connection, req);
@@ -733,6 +936,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     if (*upload_data_size > 0)
         return MHD_NO; /* a body that its headers did not announce */
     return answer_route(connection, req, url, method);
+}
+
+/* Called with the request line's URI before libmicrohttpd splits its query:
+ * 0.9.75 sends nothing at all (the client waits for the idle timeout) when
+ * the parameters outgrow its memory pool, so a query with more than any route
+ * needs is answered 414 here, on the socket, and the connection closed. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    ear_http_server *server = cls;
+    const char *query = strchr(uri, '?');
+    size_t parameters = 0;
+    for (const char *p = query; p && *p; p++)
+        parameters += *p == '&' || *p == ';';
+    if (parameters < EAR_HTTP_MAX_PARAMETERS)
+        return NULL;
+    char id[17], message[160], path[96];
+    ear_http_request_id_generate(id);
+    snprintf(message, sizeof message, "the query has %zu parameters; at most %d are accepted",
+             parameters + 1, EAR_HTTP_MAX_PARAMETERS);
+    /* POST /query answers in the original's shape, even here. */
+    size_t path_length = query ? (size_t)(query - uri) : strlen(uri);
+    int original = (path_length == 6 && strncmp(uri, "/query", 6) == 0) ||
+                   (path_length == 10 && strncmp(uri, "/ear/query", 10) == 0);
+    uint64_t bytes = write_answer(connection, MHD_HTTP_URI_TOO_LONG, "414 URI Too Long", id,
+                                  original, "uri_too_long", message);
+    /* No request is begun (the library may never call on_completed for it):
+     * logged and counted here. */
+    copy_for_log(path, sizeof path, uri);
+    fprintf(stderr, "ear serve: - - %s 414 %llu B 0.0 ms id=%s\n", path,
+            (unsigned long long)bytes, id);
+    ear_http_metrics_record(&server->metrics, EAR_HTTP_ROUTE_UNKNOWN, MHD_HTTP_URI_TOO_LONG, 0);
+    return &refused_in_uri;
 }
 
 static size_t on_unescape(void *cls, struct MHD_Connection *connection, char *uri)
@@ -768,6 +1003,9 @@ void ear_http_options_default(ear_http_options *o)
     o->body_timeout_s = 120;
     o->max_connections = 1000;
     o->home_url = "/";
+    o->no_sandbox = 0;
+    o->decode_timeout_s = 5;
+    o->max_body_memory = 0;
 }
 
 /* Binds and listens on host:port; fills the bound port and the URL. */
@@ -848,6 +1086,9 @@ static int check_options(const ear_http_options *o, ear_error *err)
         return ear_error_set(err, "idle-timeout must be at least 1 s (got %d)", o->idle_timeout_s);
     if (o->body_timeout_s < 1)
         return ear_error_set(err, "body-timeout must be at least 1 s (got %d)", o->body_timeout_s);
+    if (!(o->decode_timeout_s > 0) || o->decode_timeout_s > 3600)
+        return ear_error_set(err, "decode-timeout must be from 0 to 3600 s (got %g)",
+                             o->decode_timeout_s);
     if (o->max_connections < 1)
         return ear_error_set(err, "max-connections must be at least 1 (got %d)",
                              o->max_connections);
@@ -901,6 +1142,9 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
     server->options.index_path = server->index_path;
     server->options.data_dir = server->data_dir;
     server->options.host = NULL; /* only needed to listen, below; not kept */
+    if (server->options.max_body_memory == 0)
+        server->options.max_body_memory = o->max_upload > SIZE_MAX / 4 ? SIZE_MAX
+                                                                         : 4 * o->max_upload;
 
     server->index = ear_http_index_open(server, err);
     if (!server->index)
@@ -911,6 +1155,21 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
         goto fail;
     }
 
+    if (!o->no_sandbox) {
+        /* One helper per worker: a search never waits for a decoder. */
+        ear_sandbox_options sandbox;
+        ear_sandbox_options_default(&sandbox);
+        sandbox.helpers = o->workers;
+        sandbox.timeout_s = o->decode_timeout_s;
+        server->sandbox = ear_sandbox_pool_start(&sandbox, err);
+        if (!server->sandbox) {
+            char why[EAR_ERROR_SIZE];
+            snprintf(why, sizeof why, "%s", err->message);
+            ear_error_set(err, "the decoding sandbox: %.400s (--no-sandbox runs without it)",
+                          why);
+            goto fail;
+        }
+    }
     server->pool = ear_http_pool_start(server, model, o->workers, o->queue, err);
     if (!server->pool)
         goto fail;
@@ -928,6 +1187,7 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
         MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, server,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
         MHD_OPTION_END);
@@ -998,6 +1258,7 @@ void ear_http_server_free(ear_http_server *server)
         return;
     ear_http_server_shutdown(server, 0);
     ear_http_pool_free(server->pool);
+    ear_sandbox_pool_stop(server->sandbox);
     ear_http_index_release(server, server->index);
     if (server->listen_fd >= 0)
         close(server->listen_fd);

@@ -42,6 +42,9 @@ static const char *search_error_code(ear_query_status status, unsigned *http_sta
     case EAR_QUERY_BAD_REQUEST:
         *http_status = MHD_HTTP_BAD_REQUEST;
         return "bad_request";
+    case EAR_QUERY_CANCELLED: /* nobody reads it: the connection is closed instead */
+        *http_status = MHD_HTTP_BAD_REQUEST;
+        return "client_left";
     default:
         *http_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         return "internal";
@@ -70,6 +73,38 @@ static const char *original_error(ear_query_status status, const ear_http_job *j
     }
 }
 
+/* The service's sandbox behind src/query's decoder hooks, for one job. */
+typedef struct sandboxed {
+    ear_sandbox_pool *pool;
+    ear_sandbox_cancel cancel; /* the job's client hanging up */
+} sandboxed;
+
+/* A sandbox result as a hook's: a helper killed at its deadline, crashed or
+ * lying was undone by the upload, so it is refused as the bytes were. */
+static int from_sandbox(int rc)
+{
+    switch (rc) {
+    case 0: return 0;
+    case EAR_SANDBOX_CANCELLED: return EAR_QUERY_DECODE_CANCELLED;
+    case EAR_SANDBOX_FAILED: return EAR_QUERY_DECODE_FAILED;
+    default: return EAR_QUERY_DECODE_REFUSED; /* EAR_SANDBOX_REFUSED, EAR_SANDBOX_KILLED */
+    }
+}
+
+static int sandboxed_audio(void *user, const uint8_t *data, size_t size,
+                           const ear_audio_decode_options *o, ear_audio_clip *out, ear_error *err)
+{
+    sandboxed *box = user;
+    return from_sandbox(ear_sandbox_decode_audio(box->pool, data, size, o, &box->cancel, out, err));
+}
+
+static int sandboxed_image(void *user, const uint8_t *data, size_t size, ear_image *out,
+                           ear_error *err)
+{
+    sandboxed *box = user;
+    return from_sandbox(ear_sandbox_decode_image(box->pool, data, size, &box->cancel, out, err));
+}
+
 static struct MHD_Response *json_response(char *json, uint64_t *bytes)
 {
     if (!json)
@@ -91,10 +126,13 @@ void ear_http_run_search(ear_http_server *server, ear_nn_session *session, ear_i
 {
     ear_error err = {{0}};
     ear_http_index_ref *ref = ear_http_index_acquire(server);
+    sandboxed box = {server->sandbox, {.flag = NULL, .client_fd = job->client_fd}};
+    const ear_query_decoders decoders = {sandboxed_audio, sandboxed_image, &box};
     ear_query_request request = {
         .model = server->model,
         .upload = {.data = job->upload, .size = job->upload_size, .name = job->name,
-                   .kind = -1, .max_seconds = server->options.max_seconds},
+                   .kind = -1, .max_seconds = server->options.max_seconds,
+                   .decoders = server->sandbox ? &decoders : NULL},
         .kinds = job->kinds,
         .k = job->k,
     };
@@ -115,6 +153,8 @@ void ear_http_run_search(ear_http_server *server, ear_nn_session *session, ear_i
     ear_http_index_release(server, ref);
     if (status == EAR_QUERY_OK)
         return;
+    /* Nobody reads an answer now: the connection is closed instead (on_completed logs it). */
+    job->client_left = status == EAR_QUERY_CANCELLED;
     if (status == EAR_QUERY_INTERNAL)
         fprintf(stderr, "ear serve: search failed: %s\n", err.message);
     if (job->original) {

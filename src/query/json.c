@@ -111,7 +111,7 @@ char *ear_query_search_json(const ear_index *idx, const ear_query_result *res)
         !cJSON_AddNumberToObject(timing, "search", round_ms(res->search_ms)) ||
         !cJSON_AddNumberToObject(timing, "total", round_ms(res->total_ms)))
         goto done;
-    text = cJSON_PrintUnformatted(root);
+    text = ear_utf8_clean(cJSON_PrintUnformatted(root)); /* names from the disk may be any bytes */
 done:
     free(id);
     cJSON_Delete(root);

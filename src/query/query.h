@@ -104,10 +104,11 @@ enum {
 
 /* Decoders used instead of ear_audio_decode and ear_image_decode, e.g. the
  * service's sandboxed helpers; either may be NULL (in this process). Each
- * fills out as the in-process decoder would, or returns EAR_QUERY_DECODE_*
- * with err filled and out left empty. */
+ * fills out as the in-process decoder would (audio: with every field of o,
+ * the model's front end included), or returns EAR_QUERY_DECODE_* with err
+ * filled and out left empty. */
 typedef struct ear_query_decoders {
-    int (*audio)(void *user, const uint8_t *data, size_t size, int rate, double max_seconds,
+    int (*audio)(void *user, const uint8_t *data, size_t size, const ear_audio_decode_options *o,
                  ear_audio_clip *out, ear_error *err);
     int (*image)(void *user, const uint8_t *data, size_t size, ear_image *out, ear_error *err);
     void *user;

@@ -78,8 +78,7 @@ static int decode_audio(const ear_query_upload *upload, const ear_audio_decode_o
 {
     const ear_query_decoders *d = upload->decoders;
     if (d && d->audio)
-        return d->audio(d->user, upload->data, upload->size, o->sample_rate, o->max_seconds,
-                        clip, err);
+        return d->audio(d->user, upload->data, upload->size, o, clip, err);
     return ear_audio_decode(upload->data, upload->size, o, clip, err) == 0
                ? 0
                : EAR_QUERY_DECODE_REFUSED;
@@ -172,8 +171,10 @@ ear_query_status ear_query_embed(ear_nn_session *session, const ear_nn_model *mo
     } else {
         ear_audio_decode_options decode;
         ear_audio_decode_options_default(&decode);
-        decode.sample_rate = config->mel.sample_rate;
         decode.max_seconds = upload->max_seconds;
+        /* The model's front end: its rate, and for wav2vec2 the original's
+         * `ffmpeg -ar 16000 -ac 1` and its 10 s, wherever the decode runs. */
+        ear_nn_model_decode_options(model, &decode);
         int rc = decode_audio(upload, &decode, &clip, err);
         if (rc == 0) {
             status = embed_sound(session, model, out, &clip, start, err);

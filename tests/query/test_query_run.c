@@ -242,18 +242,14 @@ typedef struct hook_state {
     int calls, result;
 } hook_state;
 
-static int fake_audio(void *user, const uint8_t *data, size_t size, int rate, double max_seconds,
-                      ear_audio_clip *out, ear_error *err)
+static int fake_audio(void *user, const uint8_t *data, size_t size,
+                      const ear_audio_decode_options *o, ear_audio_clip *out, ear_error *err)
 {
     hook_state *h = user;
     h->calls++;
     if (h->result != 0)
         return ear_error_set(err, "hook says %d", h->result), h->result;
-    ear_audio_decode_options o;
-    ear_audio_decode_options_default(&o);
-    o.sample_rate = rate;
-    o.max_seconds = max_seconds;
-    return ear_audio_decode(data, size, &o, out, err) == 0 ? 0 : EAR_QUERY_DECODE_REFUSED;
+    return ear_audio_decode(data, size, o, out, err) == 0 ? 0 : EAR_QUERY_DECODE_REFUSED;
 }
 
 static int fake_image(void *user, const uint8_t *data, size_t size, ear_image *out,

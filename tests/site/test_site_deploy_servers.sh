@@ -187,6 +187,39 @@ check "nginx: Ear saw POST /api/search, /ear stripped" \
     grep -q '^ear serve: [^ ]* POST /api/search ' "$ear_log"
 check "nginx: Ear never saw an /ear/ path" bash -c "! grep -q '^ear serve: [^ ]* [A-Z]* /ear' '$ear_log'"
 
+# What libmicrohttpd 0.9.75 answers with its own pages (README, "Hostile uploads"), or lets
+# through ambiguously, nginx refuses itself: raw requests, nginx's status, Ear never asked.
+nginx_refuses() { # nginx_refuses WHAT STATUS RAW-REQUEST (printf format)
+    local answer
+    answer=$(python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(sys.argv[2].encode("latin1").decode("unicode_escape").encode("latin1"))
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except socket.timeout:
+    pass
+sys.stdout.write(out.decode("latin1"))' "$nginx_port" "$3")
+    check "nginx refuses $1: $2 from nginx (got: $(echo "$answer" | head -1))" \
+        bash -c '[[ "$1" == "HTTP/1.1 $2 "* ]] && grep -qi "^Server: nginx" <<<"$1"' _ "$answer" "$2"
+}
+seen_before=$(grep -c '^ear serve: ' "$ear_log")
+nginx_refuses "a Content-Length that is not a number" 400 \
+    'POST /ear/api/search HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'
+nginx_refuses "two Content-Lengths" 400 \
+    'POST /ear/api/search HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\nhello'
+nginx_refuses "a request line over 8 KB" 414 \
+    "GET /ear/healthz?a=$(head -c 40000 /dev/zero | tr -c x x) HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
+nginx_refuses "a header over 8 KB" 400 \
+    "GET /ear/healthz HTTP/1.1\\r\\nHost: x\\r\\nX-Big: $(head -c 40000 /dev/zero | tr -c x x)\\r\\n\\r\\n"
+check "nginx: Ear saw none of those" [ "$(grep -c '^ear serve: ' "$ear_log")" = "$seen_before" ]
+
 # supervisor brings a killed service back.
 for program in ear_service ear_site; do
     old_pid=$(supervisorctl pid "$program")
