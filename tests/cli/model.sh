@@ -129,6 +129,24 @@ failure "info, truncated model" "cut.safetensors" info "$WORK/cut.safetensors"
 failure "info, missing file" "no-such" info "$WORK/no-such"
 failure "info, not a model" "nn_alpha.png" info "$FIXTURES/nn_alpha.png"
 
+# The wav2vec2 family decodes as the original's `ffmpeg -ar 16000 -ac 1` did (16-bit samples,
+# FFmpeg's downmix): in the sandboxed helper (the default) exactly as in-process, and as the
+# original embedded it (tests/fixtures/w2v, from PyTorch).
+W2V=${EAR_SOURCE_DIR:-.}/tests/fixtures/w2v
+for sound in s_10s.mp3 stereo_48k.webm stereo_44k.wav; do
+    run_ear embed --model "$W2V/w2v_gn.pt" --audio "$W2V/$sound" -o "$WORK/w2v_sandbox.npy"
+    check "w2v $sound in the sandbox: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
+    run_ear embed --model "$W2V/w2v_gn.pt" --audio "$W2V/$sound" -o "$WORK/w2v_in_process.npy" \
+        --no-sandbox
+    check "w2v $sound: the same embedding in and out of the sandbox" \
+        cmp -s "$WORK/w2v_sandbox.npy" "$WORK/w2v_in_process.npy"
+    if [ -e "$W2V/w2v_gn_$sound.npy" ]; then
+        difference=$(max_difference "$WORK/w2v_sandbox.npy" "$W2V/w2v_gn_$sound.npy")
+        check "w2v $sound in the sandbox: within $TOLERANCE of PyTorch's, got $difference" \
+            within_tolerance "$difference"
+    fi
+done
+
 # 5. Bad usage: exit 2.
 usage() { # usage NAME ARGS...
     local name=$1

@@ -25,7 +25,8 @@ for args in "--index $WORK/index.ear --data $WORK/data" "--model $MODEL --data $
     "${good[*]} --workers 0" "${good[*]} --queue 0" "${good[*]} --max-upload 0" \
     "${good[*]} --max-upload 5X" "${good[*]} --max-seconds -1" "${good[*]} --idle-timeout 0" "${good[*]} --body-timeout 0" \
     "${good[*]} --threads 0" "${good[*]} --max-connections 0" "${good[*]} --bogus" \
-    "${good[*]} extra" "${good[*]} --port"; do
+    "${good[*]} extra" "${good[*]} --port" "${good[*]} --no-sandbox=1" "${good[*]} --decode-timeout 0" \
+    "${good[*]} --max-body-memory 0"; do
     # shellcheck disable=SC2086
     run_serve $args
     check "serve $args: exit 2 (got $status)" [ "$status" -eq 2 ]
