@@ -202,6 +202,22 @@ static void copy_for_message(char *out, size_t size, const char *text)
     copy_escaped(out, size, text, 1);
 }
 
+/* As copy_for_message, but the end of text is what is kept when it does not
+ * fit (a file name's extension says its kind), counting the escapes' length. */
+static void copy_end_for_message(char *out, size_t size, const char *text)
+{
+    size_t start = strlen(text), used = 1;
+    while (start > 0) {
+        unsigned char c = (unsigned char)text[start - 1];
+        size_t need = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? 1 : 4;
+        if (used + need > size)
+            break;
+        used += need;
+        start--;
+    }
+    copy_escaped(out, size, text + start, 1);
+}
+
 static ear_http_request *request_begin(ear_http_server *server, struct MHD_Connection *connection,
                                        const char *url, const char *method)
 {
@@ -436,11 +452,8 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
         req->has_file_name = filename && *filename;
         copy_for_message(req->part_type, sizeof req->part_type, content_type ? content_type : "");
         copy_for_message(req->part_name, sizeof req->part_name, filename ? filename : "");
-        if (filename) {
-            size_t length = strlen(filename);
-            size_t skip = length >= sizeof req->file_name ? length - sizeof req->file_name + 1 : 0;
-            copy_for_message(req->file_name, sizeof req->file_name, filename + skip);
-        }
+        if (filename)
+            copy_end_for_message(req->file_name, sizeof req->file_name, filename);
     }
     int appended = size ? body_append(req, data, size) : 0;
     if (appended != 0) {

@@ -120,6 +120,12 @@ check "a broken JPEG: 500 with the reason (got $code $(cat "$WORK/e.b"))" \
 fetch e -F "file=@$WORK/noise.bin;filename=x.png" "$(URL /query)"
 check "noise named .png: 500 cannot identify image file (got $code $(cat "$WORK/e.b"))" \
     error_is_original e 500 "cannot identify image file 'x.png'"
+# A long name of non-ASCII letters (escaped 4 to 1 for messages): its end, the extension
+# that says "image", is what is kept.
+long_name=$(printf 'é%.0s' $(seq 100)).png
+fetch e -F "file=@$WORK/noise.bin;filename=$long_name" "$(URL /query)"
+check "noise under a long non-ASCII .png name: 500 cannot identify image file (got $code $(cat "$WORK/e.b"))" \
+    eval '[ "$code" = 500 ] && grep -qF "{\"error\":\"cannot identify image file '"'"'\\\\xc3\\\\xa9" "$WORK/e.b"'
 fetch e "$(URL /query)"
 check "GET /query: 405 with Allow: POST (got $code)" \
     eval '[ "$code" = 405 ] && [ "$(header e Allow)" = POST ]'
