@@ -95,6 +95,39 @@ refused("500 query parameters",
         b"GET /healthz?" + b"&".join(b"p%d=%d" % (i, i) for i in range(500)) +
         b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long")
 
+
+
+def refused_original(name, raw, status, start):
+    """As refused, for POST /query: the original's {"error": message} shape."""
+    answer, closed, took = exchange(raw)
+    got, headers, body = parse(answer)
+    check(f"{name}: answered {status} (got {got}: {answer[:200]!r})", got == status)
+    check(f"{name}: one status line ({answer.count(b'HTTP/1.1 ')})",
+          answer.count(b"HTTP/1.1 ") == 1)
+    check(f"{name}: the connection is closed ({took:.1f} s)", closed and took < 3)
+    check(f"{name}: JSON with the service's headers ({headers})",
+          headers.get("content-type") == "application/json" and
+          headers.get("x-content-type-options") == "nosniff" and "x-request-id" in headers)
+    try:
+        error = json.loads(body)["error"]
+        check(f"{name}: {{\"error\": \"{start}...\"}} ({body!r})",
+              isinstance(error, str) and error.startswith(start))
+    except (ValueError, TypeError, KeyError):
+        check(f"{name}: the body is the original's JSON ({body!r})", False)
+
+
+refused_original("/query, two Content-Length",
+                 b"POST /query HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                 b"Content-Length: 40\r\n\r\nhello" + smuggled, 400,
+                 "the request's body is framed ambiguously")
+refused_original("/ear/query, Transfer-Encoding: gzip, chunked",
+                 b"POST /ear/query HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n", 400, "the request's body is framed ambiguously")
+refused_original("/query, 500 query parameters",
+                 b"POST /query?" + b"&".join(b"p%d=%d" % (i, i) for i in range(500)) +
+                 b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 414,
+                 "the query has 500 parameters")
+
 # A plain chunked body is still fine (the control): read as a search, whose
 # 5 bytes are no audio.
 answer, closed, took = exchange(b"POST /api/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"

@@ -38,6 +38,22 @@ except socket.timeout:
     pass
 ok = answer.startswith(b"HTTP/1.1 503") and b"\r\nRetry-After: 1\r\n" in answer and b'"busy"' in answer
 print("third upload:", answer.split(b"\r\n")[0], file=sys.stderr)
+# The same to POST /query: the original's {"error": ...} shape.
+fourth = socket.create_connection(("127.0.0.1", port))
+fourth.settimeout(5)
+fourth.sendall(b"POST /query HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (2 << 20))
+answer = b""
+try:
+    while True:
+        d = fourth.recv(4096)
+        if not d:
+            break
+        answer += d
+except socket.timeout:
+    pass
+ok = ok and answer.startswith(b"HTTP/1.1 503") and b"\r\nRetry-After: 1\r\n" in answer and \
+    b'{"error":"the service is receiving other uploads' in answer
+print("fourth upload (/query):", answer.split(b"\r\n")[0], answer[-120:], file=sys.stderr)
 # The two held ones finish: answered (their zeros are no audio), the budget given back.
 for s in held:
     s.sendall(b"\0" * (512 << 10))
