@@ -281,11 +281,15 @@ static int serve_job(const helper_args *a, const ear_sandbox_request *q, const u
     ear_image img;
     if (ear_image_decode(input, (size_t)q->size, &img, &err) != 0)
         return send_refusal(a, &r, err.message);
+    size_t plane = (size_t)img.width * (size_t)img.height * 3;
     r.rate = (uint32_t)img.width;
     r.height = (uint32_t)img.height;
-    r.payload = (uint64_t)img.width * (uint64_t)img.height * 3;
+    r.truncated = img.rgb_alpha_dropped != NULL; /* a second plane follows */
+    r.payload = (uint64_t)plane * (1 + r.truncated);
     r.retire = retiring(a);
-    int rc = write_two(1, &r, sizeof r, img.rgb, (size_t)r.payload);
+    int rc = write_two(1, &r, sizeof r, img.rgb, plane);
+    if (rc == 0 && img.rgb_alpha_dropped)
+        rc = write_all(1, img.rgb_alpha_dropped, plane);
     ear_image_free(&img);
     return rc == 0 ? (int)r.retire : -1;
 }

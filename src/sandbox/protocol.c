@@ -131,27 +131,35 @@ int ear_sandbox_reply_read(ear_sandbox_read_fn read, void *context,
     }
 
     uint64_t width = r.rate, height = r.height;
+    uint64_t plane = width * height * 3;
     if (!img || width < 1 || height < 1 || width > EAR_IMAGE_MAX_SIDE ||
         height > EAR_IMAGE_MAX_SIDE || width * height > (uint64_t)EAR_IMAGE_MAX_PIXELS ||
-        r.payload != width * height * 3) {
+        r.truncated > 1 || r.payload != plane * (1 + r.truncated)) {
         ear_error_set(err, "the decoder's answer is malformed (%llux%llu pixels, %llu bytes)",
                       (unsigned long long)width, (unsigned long long)height,
                       (unsigned long long)r.payload);
         return EAR_SANDBOX_KILLED;
     }
-    uint8_t *rgb = malloc((size_t)r.payload);
-    if (!rgb) {
+    /* The colour with the alpha dropped (PIL's convert("RGB")) comes second, when there is one. */
+    uint8_t *rgb = malloc((size_t)plane);
+    uint8_t *dropped = r.truncated ? malloc((size_t)plane) : NULL;
+    if (!rgb || (r.truncated && !dropped)) {
+        free(rgb);
+        free(dropped);
         ear_error_set(err, "out of memory for a %llux%llu image", (unsigned long long)width,
                       (unsigned long long)height);
         return EAR_SANDBOX_KILLED;
     }
-    if (read(context, rgb, (size_t)r.payload, &why) != 0) {
+    if (read(context, rgb, (size_t)plane, &why) != 0 ||
+        (dropped && read(context, dropped, (size_t)plane, &why) != 0)) {
         free(rgb);
+        free(dropped);
         ear_error_set(err, "%s", why.message);
         return EAR_SANDBOX_KILLED;
     }
     img->width = (int)width;
     img->height = (int)height;
     img->rgb = rgb;
+    img->rgb_alpha_dropped = dropped;
     return 0;
 }

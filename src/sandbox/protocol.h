@@ -39,10 +39,12 @@ typedef struct ear_sandbox_reply {
     uint32_t magic;
     uint32_t status;    /* EAR_SANDBOX_REPLY_* */
     uint32_t retire;    /* 1: the helper exits after this reply (its CPU budget is spent) */
-    uint32_t truncated; /* audio: cut at max_seconds */
+    uint32_t truncated; /* audio: cut at max_seconds; image: 1 when a second RGB plane
+                           follows the first, the alpha dropped (ear_image.rgb_alpha_dropped) */
     uint32_t rate;      /* audio: the output rate; image: the width */
     uint32_t height;    /* image */
-    uint64_t payload;   /* what follows: samples (audio), bytes (image, error message) */
+    uint64_t payload;   /* what follows: samples (audio), bytes (image: one or two planes;
+                           error message) */
     char format[32];    /* audio: the container */
     char codec[32];     /* audio: the codec */
 } ear_sandbox_reply;

@@ -209,9 +209,27 @@ static void test_same_as_in_process(ear_sandbox_pool *pool)
     EAR_CHECK(jpeg && ear_image_decode(jpeg, size, &y, &err) == 0);
     EAR_CHECK(x.width == 77 && x.height == 52 && y.width == 77 &&
               memcmp(x.rgb, y.rgb, (size_t)77 * 52 * 3) == 0);
+    EAR_CHECK(x.rgb_alpha_dropped == NULL && y.rgb_alpha_dropped == NULL);
     ear_image_free(&x);
     ear_image_free(&y);
     free(jpeg);
+
+    /* A PNG with alpha: both planes come back, composited over white and the alpha
+     * dropped (what the original's PIL convert("RGB") gave the wav2vec2 family). */
+    uint8_t *png = read_file(dir, "rgba_64x45.png", &size);
+    rc = png ? ear_sandbox_decode_image(pool, png, size, NULL, &x, &err) : -9;
+    EAR_CHECK_MSG(rc == 0, "sandboxed RGBA PNG decode: %d %s", rc, err.message);
+    EAR_CHECK(png && ear_image_decode(png, size, &y, &err) == 0);
+    const size_t plane = (size_t)64 * 45 * 3;
+    EAR_CHECK(x.width == 64 && x.height == 45 && y.width == 64 && y.height == 45 &&
+              memcmp(x.rgb, y.rgb, plane) == 0);
+    EAR_CHECK_MSG(y.rgb_alpha_dropped && x.rgb_alpha_dropped &&
+                      memcmp(x.rgb_alpha_dropped, y.rgb_alpha_dropped, plane) == 0 &&
+                      memcmp(x.rgb_alpha_dropped, x.rgb, plane) != 0,
+                  "the alpha-dropped plane crosses the sandbox too");
+    ear_image_free(&x);
+    ear_image_free(&y);
+    free(png);
 }
 
 static void test_locked_down(void)
