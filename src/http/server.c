@@ -578,7 +578,8 @@ static uint64_t write_answer(struct MHD_Connection *connection, unsigned status,
                              const char *code, const char *message)
 {
     uint64_t bytes = 0;
-    char *body = original ? ear_query_original_error_json(message) : ear_http_error_body(code, message);
+    char *body =
+        original ? ear_query_original_error_json(message) : ear_http_error_body(code, message);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (body && info) {
