@@ -63,11 +63,12 @@ check "its descriptors return once they close ($(fds), base $base_fds)" [ "$(fds
 echo "$COUNT idle connections: descriptors $base_fds -> $held_fds, RSS ${base_rss} -> ${held_rss} KiB"
 stop_server
 
-# 2. A limit of 1000 and a 1 s idle timeout: five rounds of a thousand.
+# 2. A limit of 1000 and a 1 s idle timeout: five rounds of a thousand (held up to 90 s: the
+#    holder ends as soon as the service has closed them all, which a loaded machine slows).
 start_server --model "$MODEL" --index "$WORK/ear.index" --data "$WORK/data" \
     --max-connections 1000 --idle-timeout 1 || exit 1
 base_fds=$(fds)
-check "the connections were opened" hold 30
+check "the connections were opened" hold 90
 peak=0
 for _ in $(seq 30); do # sample while they are held
     n=$(fds)
