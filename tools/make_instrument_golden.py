@@ -17,11 +17,11 @@ The sounds are made here from a fixed formula, so the same command writes the sa
 --smoke (no PyTorch) writes the small dataset of tests/demo/instruments_model.sh's /query check
 instead, from the instrument dataset (tools/demo_instruments.sh), into
 tests/fixtures/demo/instruments/:
-  data/audio/<instrument>/timgm-00.ogg, timgm-02.ogg  the held-out soundfont's clips 0 and 2,
+  data/audio/<instrument>/timgm-14.ogg, timgm-16.ogg  the held-out soundfont's phrases 14, 16,
                                                        Opus at 24 kbit/s, at most 4 s
   data/frames/<instrument>/<picture>.jpg               the instrument's first picture that
                                                        training saw, 160 px
-  queries/<instrument>-timgm-01.webm                   clip 1 through a room, noise and Opus
+  queries/<instrument>-timgm-15.webm                   phrase 15 through a room, noise and Opus
                                                        (tools/instrument_recall.py's conditions)
 for SMOKE_INSTRUMENTS, chosen before the model was trained: one of each family.
 """
@@ -55,7 +55,7 @@ def smoke(data):
         os.makedirs(audio)
         os.makedirs(frames)
         os.makedirs(os.path.join(out, "queries"), exist_ok=True)
-        for clip in ("timgm-00", "timgm-02"):
+        for clip in ("timgm-14", "timgm-16"):
             subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i",
                             os.path.join(data, "audio", name, clip + ".wav"), "-t", "4", "-ac", "1",
                             "-c:a", "libopus", "-b:a", "24k", os.path.join(audio, clip + ".ogg")],
@@ -67,8 +67,8 @@ def smoke(data):
                         "scale=160:160:force_original_aspect_ratio=decrease", "-q:v", "4",
                         os.path.join(frames, picture)], check=True)
         instrument_recall.microphone(
-            os.path.join(data, "audio", name, "timgm-01.wav"),
-            os.path.join(out, "queries", "%s-timgm-01.webm" % name),
+            os.path.join(data, "audio", name, "timgm-15.wav"),
+            os.path.join(out, "queries", "%s-timgm-15.webm" % name),
             instrument_recall.CONDITIONS[n % len(instrument_recall.CONDITIONS)], 5001 + n)
     print("wrote %s" % out, file=sys.stderr)
 
