@@ -45,10 +45,12 @@ valgrind: deps ear
 bench: deps ear
 	@bash bench/compare_seed.sh $(BUILD)/ear
 
-# The main job: the demo dataset (Tux Paint's stamps), its index with demo/model.safetensors,
-# then `ear serve` on 127.0.0.1:5001 in the foreground (tools/demo.sh; Ctrl-C stops).
+# The main job: the demo dataset (DEMO=instruments, the default: instrument sounds and pictures;
+# DEMO=stamps: Tux Paint's stamps), its index with its committed model, then `ear serve` on
+# 127.0.0.1:5001 in the foreground (tools/demo.sh; Ctrl-C stops).
+DEMO ?= instruments
 demo: deps ear
-	@bash tools/demo.sh $(BUILD)/ear
+	@bash tools/demo.sh $(BUILD)/ear 5001 $(DEMO)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

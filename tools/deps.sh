@@ -9,6 +9,7 @@ packages=(
   libfftw3-dev libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev
   libmicrohttpd-dev libcjson-dev libseccomp-dev
   ffmpeg sox espeak-ng
+  fluidsynth   # the instrument demo renders its sounds with it (tools/demo_instruments.sh)
   libcmark-dev nginx supervisor systemd curl
   wrk valgrind
   chromium
