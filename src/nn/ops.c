@@ -190,14 +190,15 @@ void ear_nn_max_pool_hwc(const float *input, int channels, int height, int width
     }
 }
 
-void ear_nn_average_pool_hwc(const float *input, int channels, size_t pixels, float *output)
+void ear_nn_average_pool_hwc(const float *input, int channels, size_t pixels, size_t count,
+                             float *output)
 {
     /* In double, as the CHW version: the order of a long float sum would show in the digits. */
     for (int c = 0; c < channels; c++) {
         double sum = 0;
         for (size_t i = 0; i < pixels; i++)
             sum += input[i * (size_t)channels + (size_t)c];
-        output[c] = (float)(sum / (double)pixels);
+        output[c] = (float)(sum / (double)count);
     }
 }
 

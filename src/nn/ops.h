@@ -59,8 +59,10 @@ void ear_nn_max_pool(const float *input, int channels, int height, int width, fl
 void ear_nn_max_pool_hwc(const float *input, int channels, int height, int width,
                          float *output);
 
-/* Mean of each channel's pixels, NHWC: [pixels][channels] -> [channels]. */
-void ear_nn_average_pool_hwc(const float *input, int channels, size_t pixels, float *output);
+/* Each channel's sum over pixels divided by count, NHWC: [pixels][channels] -> [channels]
+ * (count < pixels when the pixels past the input's own are zeros). */
+void ear_nn_average_pool_hwc(const float *input, int channels, size_t pixels, size_t count,
+                             float *output);
 
 /* [channels][pixels] -> [pixels][channels]. */
 void ear_nn_chw_to_hwc(const float *input, int channels, size_t pixels, float *output);

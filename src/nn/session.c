@@ -202,11 +202,36 @@ void ear_nn_session_free(ear_nn_session *s)
     free(s);
 }
 
+/* Zeroes columns [valid, width) of an NHWC activation. */
+static void zero_columns(float *x, int channels, int height, int width, int valid)
+{
+    if (valid >= width)
+        return;
+    size_t row = (size_t)width * (size_t)channels, skip = (size_t)valid * (size_t)channels;
+    for (int y = 0; y < height; y++)
+        memset(x + (size_t)y * row + skip, 0, (row - skip) * sizeof *x);
+}
+
+/* Log-mel clips come in every length up to a segment (only a clip shorter than one segment
+ * has fewer frames: longer ones are cut into whole segments), and oneDNN's fast convolutions
+ * are made for one shape: at another width the weights' layout, fixed by the planned
+ * primitive, sends oneDNN 2.6 to its reference code (measured: a 1 s clip on a ResNet-18
+ * tower 1.45 s of CPU, a 5 s one 0.11 s). So a shorter input runs at the planned width, the
+ * columns past the clip zeroed; the clip's columns come out as they would alone, since a
+ * convolution reads zeros past the edge either way and a ReLU'd activation's maximum is
+ * unchanged by a zero; the mean pooling divides by the clip's own pixels. */
+static int bucket_width(int width, int planned)
+{
+    return width < planned ? planned : width;
+}
+
 /* One convolution (the backend's, NHWC), after checking that its output and scratch fit the
  * plan (they always do for inputs no larger than the planned one; the check keeps a mistake
- * from writing past the arena). */
+ * from writing past the arena). The activation is *width columns wide of which the first
+ * *valid hold the clip (see run_tower); the columns past the valid ones are zeroed again after
+ * the bias and ReLU, so that the next layer reads zeros there as it would read its padding. */
 static int conv(ear_nn_session *s, const ear_nn_conv *c, const float *input, int *height,
-                int *width, float *output, int accumulate, int relu, ear_error *err)
+                int *width, int *valid, float *output, int accumulate, int relu, ear_error *err)
 {
     int oh = ear_nn_output_size(*height, c->kernel, c->stride, c->padding);
     int ow = ear_nn_output_size(*width, c->kernel, c->stride, c->padding);
@@ -217,8 +242,11 @@ static int conv(ear_nn_session *s, const ear_nn_conv *c, const float *input, int
     if (ear_nn_conv2d_run(c->compiled, input, *height, *width, output, accumulate, relu,
                           s->scratch, err) != 0)
         return -1;
+    int valid_out = ear_nn_output_size(*valid, c->kernel, c->stride, c->padding);
+    zero_columns(output, c->out_channels, oh, ow, valid_out);
     *height = oh;
     *width = ow;
+    *valid = valid_out;
     return 0;
 }
 
@@ -229,26 +257,43 @@ static int run_tower(ear_nn_session *s, const ear_nn_tower *t, const float *inpu
 {
     const ear_nn_encoder *e = &t->encoder;
     float **slot = s->slots;
-    int h = height, w = width;
+    int h = height, w = width, valid = width;
     if (t->in_channels > 1) {
         ear_nn_chw_to_hwc(input, t->in_channels, (size_t)h * (size_t)w, slot[2]);
         input = slot[2];
     }
-    if (conv(s, &e->stem, input, &h, &w, slot[0], 0, 1, err) != 0)
+    int bucket = bucket_width(width, t->width);
+    if (bucket > width) { /* the clip in the first columns of a wider input, zeros after */
+        if ((size_t)t->in_channels * (size_t)h * (size_t)bucket > s->slot_floats)
+            return ear_error_set(err, "internal: a %dx%d input outgrows the session's arena", h,
+                                 bucket);
+        size_t in_row = (size_t)width * (size_t)t->in_channels;
+        size_t out_row = (size_t)bucket * (size_t)t->in_channels;
+        float *padded = input == slot[2] ? slot[1] : slot[2];
+        for (int y = 0; y < h; y++)
+            memcpy(padded + (size_t)y * out_row, input + (size_t)y * in_row,
+                   in_row * sizeof *padded);
+        zero_columns(padded, t->in_channels, h, bucket, width);
+        input = padded;
+        w = bucket;
+    }
+    if (conv(s, &e->stem, input, &h, &w, &valid, slot[0], 0, 1, err) != 0)
         return -1;
     ear_nn_max_pool_hwc(slot[0], e->stem.out_channels, h, w, slot[1]);
     h = ear_nn_output_size(h, 3, 2, 1);
     w = ear_nn_output_size(w, 3, 2, 1);
+    valid = ear_nn_output_size(valid, 3, 2, 1);
+    zero_columns(slot[1], e->stem.out_channels, h, w, valid);
     int x = 1; /* the slot holding the current activation */
     for (int b = 0; b < e->block_count; b++) {
         const ear_nn_block *block = &e->blocks[b];
         int in = x, mid = (x + 1) % 3, other = (x + 2) % 3;
-        int bh = h, bw = w, dh = h, dw = w;
+        int bh = h, bw = w, dh = h, dw = w, bvalid = valid, dvalid = valid;
         const ear_nn_conv *last = &block->convs[block->conv_count - 1];
         /* The middle convs, each into the slot the previous one did not use. */
         int from = in, to = mid;
         for (int k = 0; k < block->conv_count - 1; k++) {
-            if (conv(s, &block->convs[k], slot[from], &bh, &bw, slot[to], 0, 1, err) != 0)
+            if (conv(s, &block->convs[k], slot[from], &bh, &bw, &bvalid, slot[to], 0, 1, err) != 0)
                 return -1;
             from = to;
             to = to == mid ? other : mid;
@@ -258,16 +303,20 @@ static int run_tower(ear_nn_session *s, const ear_nn_tower *t, const float *inpu
         int out = in;
         if (block->has_downsample) {
             out = to;
-            if (conv(s, &block->downsample, slot[in], &dh, &dw, slot[out], 0, 0, err) != 0)
+            if (conv(s, &block->downsample, slot[in], &dh, &dw, &dvalid, slot[out], 0, 0,
+                     err) != 0)
                 return -1;
         }
-        if (conv(s, last, slot[from], &bh, &bw, slot[out], 1, 1, err) != 0)
+        if (conv(s, last, slot[from], &bh, &bw, &bvalid, slot[out], 1, 1, err) != 0)
             return -1;
         x = out;
         h = bh;
         w = bw;
+        valid = bvalid;
     }
-    ear_nn_average_pool_hwc(slot[x], e->features, (size_t)h * (size_t)w, s->features);
+    /* The zeroed columns add nothing to the sum; the mean is over the clip's pixels. */
+    ear_nn_average_pool_hwc(slot[x], e->features, (size_t)h * (size_t)w,
+                            (size_t)h * (size_t)valid, s->features);
     if (t->head.has_second) {
         ear_nn_linear_forward(&t->head.first, s->features, s->hidden, 1);
         ear_nn_linear_forward(&t->head.second, s->hidden, s->unit, 0);

@@ -194,7 +194,7 @@ static void check_max_pool(int channels, int h, int w, float offset)
     float mean_chw[8], mean_hwc[8];
     if (channels <= 8) {
         ear_nn_average_pool(input, channels, (size_t)h * w, mean_chw);
-        ear_nn_average_pool_hwc(hwc, channels, (size_t)h * w, mean_hwc);
+        ear_nn_average_pool_hwc(hwc, channels, (size_t)h * w, (size_t)h * w, mean_hwc);
         EAR_CHECK(memcmp(mean_chw, mean_hwc, (size_t)channels * sizeof *mean_chw) == 0);
     }
     free(hwc);
