@@ -309,8 +309,12 @@ static int load_extractor(ear_nn_w2v *w, loader *l)
             int rows = w->frames[i + 1] < BAND_ROWS ? w->frames[i + 1] : BAND_ROWS;
             if (c->conv_count >= 2 && i < 2)
                 rows = i == 0 ? fused_band(w) : fused_rows(w);
-            v->mm = ear_nn_matmul_create(l->reorder, bias, v->out, (int)fan, rows, l->weights,
-                                         l->err);
+            /* The first conv reads the raw wave with K = kernel (10): 0.2 % of the FLOPs, but
+             * converting every 10-sample window to u8 or bf16 and int8's epilogue over its
+             * 512 outputs per frame (twice: GroupNorm's statistics pass, then the real one)
+             * cost more than the product. float32 is cheaper here, and exact. */
+            ear_nn_weights type = i == 0 && in == 1 ? EAR_NN_WEIGHTS_F32 : l->weights;
+            v->mm = ear_nn_matmul_create(l->reorder, bias, v->out, (int)fan, rows, type, l->err);
             if (!v->mm)
                 return -1;
         }
