@@ -201,6 +201,82 @@ static void check_rows_and_threads(ear_nn_weights type)
     free(many);
 }
 
+/* Attention's bf16 products against double sums: scores = scale q k^T, ctx = P v, at two
+ * frame counts (the kept memory objects remade) and back; then the refusals. Without bf16
+ * kernels (AVX2 runs, valgrind) create returns NULL with no message: the caller's float32. */
+static void check_attention(void)
+{
+    enum { EMBED = 32, HEADS = 4, D = 8, MAX = 21 };
+    ear_error err = {{0}};
+    EAR_CHECK(ear_nn_attention_create(EMBED, HEADS, MAX, 0.5f, EAR_NN_WEIGHTS_F32, &err) == NULL);
+    EAR_CHECK(err.message[0] == 0);
+    EAR_CHECK(ear_nn_attention_create(EMBED, 5, MAX, 0.5f, EAR_NN_WEIGHTS_BF16, &err) == NULL);
+    EAR_CHECK(strstr(err.message, "heads") != NULL);
+    EAR_CHECK(ear_nn_attention_create(EMBED, HEADS, 0, 0.5f, EAR_NN_WEIGHTS_INT8, &err) == NULL);
+    ear_nn_attention_free(NULL);
+    err.message[0] = 0;
+    ear_nn_attention *a =
+        ear_nn_attention_create(EMBED, HEADS, MAX, 0.25f, EAR_NN_WEIGHTS_BF16, &err);
+    if (!a) {
+        EAR_CHECK(err.message[0] == 0);
+        printf("attention: no bf16 kernels here, float32 is the caller's\n");
+        return;
+    }
+    size_t bytes = ear_nn_attention_scratch_bytes(a);
+    void *scratch = malloc(bytes);
+    float *qkv = malloc(sizeof(float) * MAX * 3 * EMBED), *scores = malloc(sizeof(float) * MAX * MAX);
+    float *p = malloc(sizeof(float) * MAX * MAX), *ctx = malloc(sizeof(float) * MAX * EMBED);
+    EAR_CHECK(scratch && qkv && scores && p && ctx);
+    for (int i = 0; i < MAX * 3 * EMBED; i++)
+        qkv[i] = random_float();
+    static const int counts[3] = {MAX, 7, MAX};
+    for (int c = 0; c < 3; c++) {
+        int n = counts[c];
+        EAR_CHECK(ear_nn_attention_prepare(a, qkv, n, scratch, &err) == 0);
+        double worst = 0, worst_ctx = 0;
+        for (int h = 0; h < HEADS; h++) {
+            EAR_CHECK(ear_nn_attention_scores(a, h, n, scores, scratch, &err) == 0);
+            for (int r = 0; r < n; r++)
+                for (int j = 0; j < n; j++) {
+                    double sum = 0;
+                    for (int k = 0; k < D; k++)
+                        sum += (double)qkv[r * 3 * EMBED + h * D + k] *
+                               qkv[j * 3 * EMBED + EMBED + h * D + k];
+                    double d = fabs(0.25 * sum - scores[r * n + j]);
+                    worst = d > worst ? d : worst;
+                }
+            for (int i = 0; i < n * n; i++)
+                p[i] = (random_float() + 1.0f) / (float)n;
+            EAR_CHECK(ear_nn_attention_context(a, h, n, p, ctx, scratch, &err) == 0);
+            for (int r = 0; r < n; r++)
+                for (int k = 0; k < D; k++) {
+                    double sum = 0;
+                    for (int j = 0; j < n; j++)
+                        sum += (double)p[r * n + j] * qkv[j * 3 * EMBED + 2 * EMBED + h * D + k];
+                    double d = fabs(sum - ctx[r * EMBED + h * D + k]);
+                    worst_ctx = d > worst_ctx ? d : worst_ctx;
+                }
+        }
+        /* bf16 inputs: 2^-9 relative each; sums of 8 products of values below 1. */
+        EAR_CHECK(worst < 2e-2);
+        EAR_CHECK(worst_ctx < 2e-2);
+    }
+    EAR_CHECK(ear_nn_attention_prepare(a, qkv, 0, scratch, &err) == -1);
+    EAR_CHECK(strstr(err.message, "frames") != NULL);
+    EAR_CHECK(ear_nn_attention_prepare(a, qkv, MAX + 1, scratch, &err) == -1);
+    EAR_CHECK(ear_nn_attention_scores(a, HEADS, 5, scores, scratch, &err) == -1);
+    EAR_CHECK(strstr(err.message, "head") != NULL);
+    EAR_CHECK(ear_nn_attention_scores(a, 0, MAX + 1, scores, scratch, &err) == -1);
+    EAR_CHECK(ear_nn_attention_context(a, -1, 5, p, ctx, scratch, &err) == -1);
+    EAR_CHECK(ear_nn_attention_context(a, 0, 0, p, ctx, scratch, &err) == -1);
+    ear_nn_attention_free(a);
+    free(scratch);
+    free(qkv);
+    free(scores);
+    free(p);
+    free(ctx);
+}
+
 int main(void)
 {
     ear_error err;
@@ -223,5 +299,6 @@ int main(void)
     EAR_CHECK(ear_nn_matmul_create(w, NULL, 1, 4, 0, EAR_NN_WEIGHTS_F32, &err) == NULL);
     EAR_CHECK(ear_nn_matmul_create(w, NULL, 1, -3, 1, EAR_NN_WEIGHTS_BF16, &err) == NULL);
     ear_nn_matmul_free(NULL);
+    check_attention();
     return ear_test_finish();
 }
