@@ -938,16 +938,21 @@ ear_nn_attention *ear_nn_attention_create(int embed, int heads, int max_frames, 
         s = dnnl_matmul_desc_init(&desc[0], &md[ATT_Q], &md[ATT_KT], NULL, &md[ATT_SCORES]);
     if (s == dnnl_success)
         s = dnnl_matmul_desc_init(&desc[1], &md[ATT_P], &md[ATT_V], NULL, &md[ATT_CTX]);
+    /* The user's scratchpad (none, for these products): oneDNN's own is shared by all
+     * primitives and unsafe when sessions on several threads run one primitive at once. */
     if (s == dnnl_success)
         s = dnnl_primitive_attr_create(&attr);
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(&pd[1], &desc[1], attr, engine, NULL);
     if (s == dnnl_success)
         s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
     if (s == dnnl_success)
         s = dnnl_primitive_desc_create(&pd[0], &desc[0], attr, engine, NULL);
-    if (s == dnnl_success)
-        s = dnnl_primitive_desc_create(&pd[1], &desc[1], NULL, engine, NULL);
-    if (s == dnnl_success)
-        reference = is_reference(pd[0]) || is_reference(pd[1]);
+    if (s == dnnl_success) /* a kernel wanting scratch, or oneDNN's reference code: ours */
+        reference = is_reference(pd[0]) || is_reference(pd[1]) || pd_scratchpad(pd[0]) > 0 ||
+                    pd_scratchpad(pd[1]) > 0;
     if (s == dnnl_success && !reference)
         s = dnnl_primitive_create(&a->scores, pd[0]);
     if (s == dnnl_success && !reference)
