@@ -63,6 +63,35 @@ size_t ear_nn_matmul_weight_bytes(const ear_nn_matmul *mm);
 int ear_nn_matmul_out_features(const ear_nn_matmul *mm);
 int ear_nn_matmul_in_features(const ear_nn_matmul *mm);
 
+typedef struct ear_nn_attention ear_nn_attention;
+
+/* Self-attention's two products per head, on qkv rows [q | k | v] of 3 x embed floats
+ * (heads of d = embed / heads): scores = scale q k^T, then ctx = P v. In bfloat16 (float32 sums)
+ * when weights is bf16 or int8 and the CPU has bf16 kernels; NULL (err not set) otherwise, and
+ * for float32 weights: the caller keeps its own float32 products. NULL with err filled on
+ * failure. Frames up to max_frames. */
+ear_nn_attention *ear_nn_attention_create(int embed, int heads, int max_frames, float scale,
+                                          ear_nn_weights weights, ear_error *err);
+
+/* Scratch bytes the three calls below need for max_frames (the same scratch for all three). */
+size_t ear_nn_attention_scratch_bytes(const ear_nn_attention *a);
+
+/* Converts the layer's qkv [frames][3 embed] into scratch, once before the heads' products. */
+int ear_nn_attention_prepare(const ear_nn_attention *a, const float *qkv, int frames,
+                             void *scratch, ear_error *err);
+
+/* scores [frames][frames] (packed) = scale q_h k_h^T for head h, from the prepared scratch. */
+int ear_nn_attention_scores(const ear_nn_attention *a, int head, int frames, float *scores,
+                            void *scratch, ear_error *err);
+
+/* ctx[:, h d : (h + 1) d] (row stride embed) = probabilities [frames][frames] . v_h. */
+int ear_nn_attention_context(const ear_nn_attention *a, int head, int frames,
+                             const float *probabilities, float *ctx, void *scratch,
+                             ear_error *err);
+
+/* Frees it (NULL is fine). */
+void ear_nn_attention_free(ear_nn_attention *a);
+
 typedef struct ear_nn_conv2d ear_nn_conv2d;
 
 /* A 2-D convolution at batch 1 with activations NHWC ([height][width][channels]), float32 in

@@ -260,6 +260,26 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
+/* Whether no value is Inf or NaN (exponent bits all ones), without an early exit: an OR over
+ * the whole block vectorises, where isfinite per value with a return does not (a 455 MB model
+ * is 113 million values, checked at every load). */
+SIMD_CLONES static int all_finite(const float *restrict x, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        bad |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+
 /* A tensor's values as float32 into out (element_count floats); non-finite values are
  * refused. The mapped pages are released afterwards. */
 int ear_nn_tensor_read(const ear_nn_safetensors *file, const ear_nn_tensor_info *t, float *out,
@@ -281,11 +301,13 @@ int ear_nn_tensor_read(const ear_nn_safetensors *file, const ear_nn_tensor_info 
         }
     }
     ear_nn_safetensors_release(file, t->data, t->end - t->begin);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(out[i]))
-            return ear_error_set(err, "%s: tensor %s holds a non-finite value (element %zu)", path,
-                                 t->name, i);
-    return 0;
+    if (all_finite(out, n))
+        return 0;
+    size_t i = 0;
+    while (i < n && isfinite(out[i]))
+        i++;
+    return ear_error_set(err, "%s: tensor %s holds a non-finite value (element %zu)", path,
+                         t->name, i);
 }
 
 /* conv weight * gamma / sqrt(var + eps) per output channel, bias beta - mean * that scale:

@@ -59,6 +59,7 @@ struct ear_nn_w2v {
     const float *pos_bias;
     const float *enc_weight, *enc_bias; /* encoder LayerNorm */
     w2v_layer *layers;
+    ear_nn_attention *attention; /* bf16 products, or NULL: float32 through OpenBLAS */
     ear_nn_matmul *head;
     float *small; /* every norm's affine and the pos conv bias: one block */
     size_t max_samples;
@@ -309,8 +310,12 @@ static int load_extractor(ear_nn_w2v *w, loader *l)
             int rows = w->frames[i + 1] < BAND_ROWS ? w->frames[i + 1] : BAND_ROWS;
             if (c->conv_count >= 2 && i < 2)
                 rows = i == 0 ? fused_band(w) : fused_rows(w);
-            v->mm = ear_nn_matmul_create(l->reorder, bias, v->out, (int)fan, rows, l->weights,
-                                         l->err);
+            /* The first conv reads the raw wave with K = kernel (10): 0.2 % of the FLOPs, but
+             * converting every 10-sample window to u8 or bf16 and int8's epilogue over its
+             * 512 outputs per frame (twice: GroupNorm's statistics pass, then the real one)
+             * cost more than the product. float32 is cheaper here, and exact. */
+            ear_nn_weights type = i == 0 && in == 1 ? EAR_NN_WEIGHTS_F32 : l->weights;
+            v->mm = ear_nn_matmul_create(l->reorder, bias, v->out, (int)fan, rows, type, l->err);
             if (!v->mm)
                 return -1;
         }
@@ -500,6 +505,16 @@ ear_nn_w2v *ear_nn_w2v_load(const ear_nn_safetensors *file, unsigned char *used,
 #undef LINEAR
 #undef VECTOR
     }
+    {
+        int heads = c->heads, d = e / heads;
+        ear_error why = {{0}}; /* NULL and no message: float32 attention, not a failure */
+        w->attention = ear_nn_attention_create(e, heads, frames, 1.0f / sqrtf((float)d), weights,
+                                               &why);
+        if (!w->attention && why.message[0]) {
+            ear_error_set(err, "%s: %s", path, why.message);
+            goto fail;
+        }
+    }
     /* The head lives outside the tower's prefix. */
     l.prefix = "";
     if (!(w->head = linear(&l, head_prefix, embed_dim, e, 1)))
@@ -537,6 +552,8 @@ ear_nn_w2v *ear_nn_w2v_load(const ear_nn_safetensors *file, unsigned char *used,
                 w->weight_bytes += ear_nn_matmul_weight_bytes(mms[j]);
             }
         }
+        size_t att = ear_nn_attention_scratch_bytes(w->attention);
+        s = att > s ? att : s; /* between the qkv and out products: the same scratch */
         w->weight_bytes += small * sizeof(float);
         w->scratch_bytes = s;
         plan(w);
@@ -567,6 +584,7 @@ void ear_nn_w2v_free(ear_nn_w2v *w)
             ear_nn_matmul_free(w->layers[i].ff1);
             ear_nn_matmul_free(w->layers[i].ff2);
         }
+    ear_nn_attention_free(w->attention);
     free(w->pos);
     free(w->layers);
     free(w->small);
@@ -808,22 +826,38 @@ SIMD_CLONES static void softmax_row(float *s, int n)
         s[j] *= inv;
 }
 
-/* One head's attention for every frame: scores = (scale q) k^T, softmax by row, scores v. */
-static void attention(const float *qkv, int frames, int embed, int heads, float *scores,
-                      float *ctx)
+/* One head's attention for every frame: scores = (scale q) k^T, softmax by row, scores v; by
+ * heads, so that one head's scores are all there is at once. In bf16 through the backend when
+ * it has the products (bf16 and int8 weights), else float32 through OpenBLAS. */
+static int attention(const ear_nn_w2v *w, const float *qkv, int frames, float *scores,
+                     float *ctx, void *scratch, ear_error *err)
 {
-    int d = embed / heads;
+    int embed = w->c.embed, heads = w->c.heads, d = embed / heads;
     float scale = 1.0f / sqrtf((float)d);
     int ld = 3 * embed;
+    const ear_nn_attention *a = w->attention;
+    if (a && ear_nn_attention_prepare(a, qkv, frames, scratch, err) != 0)
+        return -1;
     for (int h = 0; h < heads; h++) {
         const float *q = qkv + h * d, *k = qkv + embed + h * d, *v = qkv + 2 * embed + h * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, frames, frames, d, scale, q, ld, k,
-                    ld, 0.0f, scores, frames);
+        if (a) {
+            if (ear_nn_attention_scores(a, h, frames, scores, scratch, err) != 0)
+                return -1;
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, frames, frames, d, scale, q,
+                        ld, k, ld, 0.0f, scores, frames);
+        }
         for (int r = 0; r < frames; r++)
             softmax_row(scores + (size_t)r * (size_t)frames, frames);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, frames, d, frames, 1.0f, scores,
-                    frames, v, ld, 0.0f, ctx + h * d, embed);
+        if (a) {
+            if (ear_nn_attention_context(a, h, frames, scores, ctx, scratch, err) != 0)
+                return -1;
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, frames, d, frames, 1.0f,
+                        scores, frames, v, ld, 0.0f, ctx + h * d, embed);
+        }
     }
+    return 0;
 }
 
 /* A matrix product over rows in bands (each within the matmul's max_rows). */
@@ -982,7 +1016,8 @@ int ear_nn_w2v_embed(const ear_nn_w2v *w, const float *wave, size_t count, void 
         if (ear_nn_matmul_run(L->qkv, a, (size_t)e, frames, qkvb, 0, EAR_NN_ACT_NONE, scratch,
                               err) != 0)
             return -1;
-        attention(qkvb, frames, e, c->heads, scores, ctx);
+        if (attention(w, qkvb, frames, scores, ctx, scratch, err) != 0)
+            return -1;
         if (ear_nn_matmul_run(L->out, ctx, (size_t)e, frames, x, 1, EAR_NN_ACT_NONE, scratch,
                               err) != 0)
             return -1;

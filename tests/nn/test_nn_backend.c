@@ -201,6 +201,161 @@ static void check_rows_and_threads(ear_nn_weights type)
     free(many);
 }
 
+/* One thread's attention runs: every head's scores and context for its frame count, each
+ * compared with the single-threaded result (the same products: the same bits). */
+typedef struct attention_job {
+    const ear_nn_attention *a;
+    const float *qkv, *p, *expected_scores, *expected_ctx;
+    int frames, heads, embed, status;
+} attention_job;
+
+static void *run_attention_job(void *arg)
+{
+    attention_job *j = arg;
+    ear_error err;
+    void *scratch = malloc(ear_nn_attention_scratch_bytes(j->a));
+    float *scores = malloc(sizeof(float) * (size_t)j->frames * (size_t)j->frames);
+    float *ctx = calloc((size_t)j->frames * (size_t)j->embed, sizeof(float));
+    j->status = scratch && scores && ctx ? 0 : -1;
+    for (int round = 0; round < 20 && j->status == 0; round++) {
+        if (ear_nn_attention_prepare(j->a, j->qkv, j->frames, scratch, &err) != 0)
+            j->status = -1;
+        for (int h = 0; h < j->heads && j->status == 0; h++) {
+            size_t n = (size_t)j->frames * (size_t)j->frames;
+            if (ear_nn_attention_scores(j->a, h, j->frames, scores, scratch, &err) != 0 ||
+                memcmp(scores, j->expected_scores + (size_t)h * n, n * sizeof(float)) != 0 ||
+                ear_nn_attention_context(j->a, h, j->frames, j->p, ctx, scratch, &err) != 0)
+                j->status = -1;
+        }
+        if (j->status == 0 &&
+            memcmp(ctx, j->expected_ctx, sizeof(float) * (size_t)j->frames * (size_t)j->embed))
+            j->status = -1;
+    }
+    free(scratch);
+    free(scores);
+    free(ctx);
+    return NULL;
+}
+
+/* Two threads on one attention object at two frame counts (its kept memory objects taken by
+ * one, the other making its own), each matching its single-threaded result. */
+static void check_attention_threads(ear_nn_attention *a, const float *qkv, int embed, int heads,
+                                    int max_frames)
+{
+    attention_job jobs[2];
+    float *expected[2][2] = {{NULL, NULL}, {NULL, NULL}};
+    float *p = malloc(sizeof(float) * (size_t)max_frames * (size_t)max_frames);
+    void *scratch = malloc(ear_nn_attention_scratch_bytes(a));
+    ear_error err;
+    EAR_CHECK(p && scratch);
+    for (int i = 0; i < max_frames * max_frames; i++)
+        p[i] = (random_float() + 1.0f) / (float)max_frames;
+    for (int t = 0; t < 2; t++) {
+        int n = t ? 5 : max_frames;
+        expected[t][0] = malloc(sizeof(float) * (size_t)heads * (size_t)n * (size_t)n);
+        expected[t][1] = calloc((size_t)n * (size_t)embed, sizeof(float));
+        EAR_CHECK(expected[t][0] && expected[t][1]);
+        EAR_CHECK(ear_nn_attention_prepare(a, qkv, n, scratch, &err) == 0);
+        for (int h = 0; h < heads; h++) {
+            float *scores = expected[t][0] + (size_t)h * (size_t)n * (size_t)n;
+            EAR_CHECK(ear_nn_attention_scores(a, h, n, scores, scratch, &err) == 0);
+            EAR_CHECK(ear_nn_attention_context(a, h, n, p, expected[t][1], scratch, &err) == 0);
+        }
+        jobs[t] = (attention_job){a, qkv, p, expected[t][0], expected[t][1], n, heads, embed, 0};
+    }
+    pthread_t threads[2];
+    for (int t = 0; t < 2; t++)
+        EAR_CHECK(pthread_create(&threads[t], NULL, run_attention_job, &jobs[t]) == 0);
+    for (int t = 0; t < 2; t++) {
+        pthread_join(threads[t], NULL);
+        EAR_CHECK(jobs[t].status == 0);
+    }
+    for (int t = 0; t < 2; t++) {
+        free(expected[t][0]);
+        free(expected[t][1]);
+    }
+    free(p);
+    free(scratch);
+}
+
+/* Attention's bf16 products against double sums: scores = scale q k^T, ctx = P v, at two
+ * frame counts (the kept memory objects remade) and back; then the refusals. Without bf16
+ * kernels (AVX2 runs, valgrind) create returns NULL with no message: the caller's float32. */
+static void check_attention(void)
+{
+    enum { EMBED = 32, HEADS = 4, D = 8, MAX = 21 };
+    ear_error err = {{0}};
+    EAR_CHECK(ear_nn_attention_create(EMBED, HEADS, MAX, 0.5f, EAR_NN_WEIGHTS_F32, &err) == NULL);
+    EAR_CHECK(err.message[0] == 0);
+    EAR_CHECK(ear_nn_attention_create(EMBED, 5, MAX, 0.5f, EAR_NN_WEIGHTS_BF16, &err) == NULL);
+    EAR_CHECK(strstr(err.message, "heads") != NULL);
+    EAR_CHECK(ear_nn_attention_create(EMBED, HEADS, 0, 0.5f, EAR_NN_WEIGHTS_INT8, &err) == NULL);
+    ear_nn_attention_free(NULL);
+    err.message[0] = 0;
+    ear_nn_attention *a =
+        ear_nn_attention_create(EMBED, HEADS, MAX, 0.25f, EAR_NN_WEIGHTS_BF16, &err);
+    if (!a) {
+        EAR_CHECK(err.message[0] == 0);
+        printf("attention: no bf16 kernels here, float32 is the caller's\n");
+        return;
+    }
+    size_t bytes = ear_nn_attention_scratch_bytes(a);
+    void *scratch = malloc(bytes);
+    float *qkv = malloc(sizeof(float) * MAX * 3 * EMBED);
+    float *scores = malloc(sizeof(float) * MAX * MAX);
+    float *p = malloc(sizeof(float) * MAX * MAX), *ctx = malloc(sizeof(float) * MAX * EMBED);
+    EAR_CHECK(scratch && qkv && scores && p && ctx);
+    for (int i = 0; i < MAX * 3 * EMBED; i++)
+        qkv[i] = random_float();
+    static const int counts[3] = {MAX, 7, MAX};
+    for (int c = 0; c < 3; c++) {
+        int n = counts[c];
+        EAR_CHECK(ear_nn_attention_prepare(a, qkv, n, scratch, &err) == 0);
+        double worst = 0, worst_ctx = 0;
+        for (int h = 0; h < HEADS; h++) {
+            EAR_CHECK(ear_nn_attention_scores(a, h, n, scores, scratch, &err) == 0);
+            for (int r = 0; r < n; r++)
+                for (int j = 0; j < n; j++) {
+                    double sum = 0;
+                    for (int k = 0; k < D; k++)
+                        sum += (double)qkv[r * 3 * EMBED + h * D + k] *
+                               qkv[j * 3 * EMBED + EMBED + h * D + k];
+                    double d = fabs(0.25 * sum - scores[r * n + j]);
+                    worst = d > worst ? d : worst;
+                }
+            for (int i = 0; i < n * n; i++)
+                p[i] = (random_float() + 1.0f) / (float)n;
+            EAR_CHECK(ear_nn_attention_context(a, h, n, p, ctx, scratch, &err) == 0);
+            for (int r = 0; r < n; r++)
+                for (int k = 0; k < D; k++) {
+                    double sum = 0;
+                    for (int j = 0; j < n; j++)
+                        sum += (double)p[r * n + j] * qkv[j * 3 * EMBED + 2 * EMBED + h * D + k];
+                    double d = fabs(sum - ctx[r * EMBED + h * D + k]);
+                    worst_ctx = d > worst_ctx ? d : worst_ctx;
+                }
+        }
+        /* bf16 inputs: 2^-9 relative each; sums of 8 products of values below 1. */
+        EAR_CHECK(worst < 2e-2);
+        EAR_CHECK(worst_ctx < 2e-2);
+    }
+    EAR_CHECK(ear_nn_attention_prepare(a, qkv, 0, scratch, &err) == -1);
+    EAR_CHECK(strstr(err.message, "frames") != NULL);
+    EAR_CHECK(ear_nn_attention_prepare(a, qkv, MAX + 1, scratch, &err) == -1);
+    EAR_CHECK(ear_nn_attention_scores(a, HEADS, 5, scores, scratch, &err) == -1);
+    EAR_CHECK(strstr(err.message, "head") != NULL);
+    EAR_CHECK(ear_nn_attention_scores(a, 0, MAX + 1, scores, scratch, &err) == -1);
+    EAR_CHECK(ear_nn_attention_context(a, -1, 5, p, ctx, scratch, &err) == -1);
+    EAR_CHECK(ear_nn_attention_context(a, 0, 0, p, ctx, scratch, &err) == -1);
+    check_attention_threads(a, qkv, EMBED, HEADS, MAX);
+    ear_nn_attention_free(a);
+    free(scratch);
+    free(qkv);
+    free(scores);
+    free(p);
+    free(ctx);
+}
+
 int main(void)
 {
     ear_error err;
@@ -223,5 +378,6 @@ int main(void)
     EAR_CHECK(ear_nn_matmul_create(w, NULL, 1, 4, 0, EAR_NN_WEIGHTS_F32, &err) == NULL);
     EAR_CHECK(ear_nn_matmul_create(w, NULL, 1, -3, 1, EAR_NN_WEIGHTS_BF16, &err) == NULL);
     ear_nn_matmul_free(NULL);
+    check_attention();
     return ear_test_finish();
 }

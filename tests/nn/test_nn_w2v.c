@@ -4,6 +4,7 @@
  * 16-bit WAV, 10 s cut; PIL convert("RGB"), resize 232, crop 224). Also: the decoder's
  * ffmpeg-CLI mode against that command's own output, an audio-only model, and the refusals
  * (missing, misshapen and unexpected tensors, an unknown architecture). */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,11 +299,57 @@ static void check_refused(const char *file, const char *needle)
         EAR_CHECK(ear_nn_model_read_config(path, &cfg, &err) == -1);
 }
 
+/* bf16 and int8 weights (the bf16 attention products with them): every sound within cosine
+ * 0.999 of PyTorch's float32 embedding, as the default weight type must be. */
+static void check_low_precision(const char *model_name)
+{
+    static const char *const types[2] = {"bf16", "int8"};
+    char path[1024], name[256], stem[64];
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(model_name) - 3), model_name);
+    for (int t = 0; t < 2; t++) {
+        ear_error err;
+        EAR_CHECK(ear_nn_set_weight_type(types[t], &err) == 0);
+        w2v_fixture(path, sizeof path, model_name);
+        ear_nn_model *m = ear_nn_model_load(path, &err);
+        EAR_CHECK_MSG(m != NULL, "%s %s: %s", model_name, types[t], m ? "" : err.message);
+        ear_nn_session *s = m ? ear_nn_session_create(m, &err) : NULL;
+        EAR_CHECK(!m || s);
+        int dim = m ? ear_nn_model_config(m)->embed_dim : 0;
+        float got[512];
+        for (size_t i = 0; s && i < sizeof sounds / sizeof sounds[0]; i++) {
+            snprintf(name, sizeof name, "%s_%s.npy", stem, sounds[i]);
+            float *expected = load_expected(name, (size_t)dim);
+            ear_audio_clip clip = {0};
+            if (expected && decode_sound(m, sounds[i], &clip) == 0) {
+                int rc = ear_nn_embed_audio(s, clip.samples, clip.count, got, &err);
+                EAR_CHECK_MSG(rc == 0, "%s %s: %s", model_name, types[t], err.message);
+                double dot = 0, a = 0, b = 0;
+                for (int k = 0; rc == 0 && k < dim; k++) {
+                    dot += (double)got[k] * expected[k];
+                    a += (double)got[k] * got[k];
+                    b += (double)expected[k] * expected[k];
+                }
+                double cosine = rc == 0 ? dot / sqrt(a * b) : 0;
+                EAR_CHECK_MSG(cosine >= 0.999, "%s %s %s: cosine %.6f against F32 PyTorch",
+                              model_name, types[t], sounds[i], cosine);
+            }
+            ear_audio_clip_free(&clip);
+            free(expected);
+        }
+        ear_nn_session_free(s);
+        ear_nn_model_free(m);
+    }
+    ear_error err;
+    EAR_CHECK(ear_nn_set_weight_type("f32", &err) == 0);
+}
+
 int main(void)
 {
     check_model("w2v_gn.pt", 1);
     check_model("w2v_ln.pt", 1);
     check_model("w2v_tiny.pt", 0);
+    check_low_precision("w2v_gn.pt");
+    check_low_precision("w2v_ln.pt");
     check_decoder();
     check_safetensors();
     check_pil_pixels();
