@@ -63,14 +63,14 @@ static int time_searches(const ear_index *idx, const float *query_vectors, int q
     int found;
     if (!times)
         return -1;
-    if (ear_index_search(idx, EAR_INDEX_FRAMES, query_vectors, TOP, hits, &found, &err) != 0) {
+    if (ear_index_search(idx, EAR_INDEX_ALL, query_vectors, TOP, hits, &found, &err) != 0) {
         fprintf(stderr, "bench_search: %s\n", err.message);
         free(times);
         return -1;
     }
     for (int q = 0; q < queries; q++) {
         double start = ear_now_ms();
-        ear_index_search(idx, EAR_INDEX_FRAMES, query_vectors + (size_t)q * DIM, TOP,
+        ear_index_search(idx, EAR_INDEX_ALL, query_vectors + (size_t)q * DIM, TOP,
                          hits + (size_t)q * TOP, &found, &err);
         times[q] = ear_now_ms() - start;
     }
@@ -86,7 +86,7 @@ static int run_size(size_t count, int queries, const char *dir)
     float *vectors = malloc(count * DIM * sizeof *vectors);
     float *query_vectors = malloc((size_t)queries * DIM * sizeof *query_vectors);
     ear_index_entry *entries = calloc(count, sizeof *entries);
-    char (*ids)[24] = calloc(count, sizeof *ids);
+    char (*ids)[32] = calloc(count, sizeof *ids);
     ear_index_hit *hits[2] = {calloc((size_t)queries * TOP, sizeof(ear_index_hit)),
                               calloc((size_t)queries * TOP, sizeof(ear_index_hit))};
     int rc = -1;
@@ -97,9 +97,9 @@ static int run_size(size_t count, int queries, const char *dir)
     }
     for (size_t i = 0; i < count; i++) {
         random_unit(vectors + i * DIM);
-        snprintf(ids[i], sizeof ids[i], "%09zu", i);
-        entries[i] = (ear_index_entry){.id = ids[i], .frame = "f.jpg",
-                                       .frame_embedding = vectors + i * DIM};
+        snprintf(ids[i], sizeof ids[i], "frames/%09zu.jpg", i);
+        entries[i] = (ear_index_entry){.kind = EAR_INDEX_IMAGE, .path = ids[i],
+                                       .embedding = vectors + i * DIM};
     }
     for (int q = 0; q < queries; q++)
         random_unit(query_vectors + (size_t)q * DIM);

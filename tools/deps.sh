@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake make gcc clang libclang-rt-14-dev pkg-config
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
-  libfftw3-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev
+  libfftw3-dev libopenblas-dev libdnnl-dev libjpeg62-turbo-dev libpng-dev
   libmicrohttpd-dev libcjson-dev
   ffmpeg sox espeak-ng
   libcmark-dev nginx supervisor systemd curl
@@ -14,6 +14,8 @@ packages=(
   chromium
   # tools/ only (converter and import tests; skipped without them): Debian's PyTorch.
   python3-numpy python3-pil python3-torch python3-torchaudio python3-torchvision
+  # tests/tools/peer_query.sh: the original service reproduced (shared/peers/seed-python).
+  python3-flask python3-soundfile gunicorn
 )
 
 missing=()

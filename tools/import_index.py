@@ -7,13 +7,17 @@ Run with Debian's Python (it has torch):
         [--against frames|sounds] [--dtype f32|f16] [--fingerprint HEX]
 
 Layouts understood (docs/index-format.md, "Importing a PyTorch index"):
-  - the original service's EAR_INDEX_PT: {"ids", "labels", "frames", "audio", "embeddings"[N, D]};
+  - the original service's indexed_db.pt: {"metadata": [{"type": "audio"|"image",
+    "url": "/ear/data/<path>", "label"}], "tensor": [N, D]}: each row its own item of its
+    type, its path under DIR from the URL (every file must exist);
+  - an older guess at it: {"ids", "labels", "frames", "audio", "embeddings"[N, D]};
   - a dict with an [N, D] tensor or array under "embeddings", "embs", "features" or "vectors"
     and a list of ids or file paths under "ids", "paths", "files" or "names" (optionally
     "labels", "frames", "audio");
   - a tuple or list (embeddings, ids).
-The embeddings become frame embeddings (--against sounds: sound embeddings), L2-normalised.
-File names missing from the layout are looked up by id in DIR/frames and DIR/audio.
+Outside the original's layout the embeddings are images (--against sounds: sounds),
+L2-normalised; file names missing from the layout are looked up by id in DIR/frames and
+DIR/audio.
 The model's fingerprint (XXH64 of the model file, as `ear info MODEL` prints) is computed here
 (--fingerprint gives it instead). The index is written to .INDEX.tmp.PID, fsynced, renamed.
 """
@@ -26,9 +30,10 @@ import sys
 import numpy as np
 
 MAGIC = b"EARINDEX"
-VERSION = 1
+VERSION = 2
 HEADER_SIZE = 256
-ITEM_SIZE = 40
+ITEM_SIZE = 24
+KINDS = {"image": 0, "audio": 1}
 ALIGN = 64
 NO_STRING = 0xFFFFFFFFFFFFFFFF
 NO_ROW = 0xFFFFFFFF
@@ -178,15 +183,18 @@ def list_folder(folder):
 
 
 def write_index(path, fingerprint, dim, dtype, items):
-    """items: dicts with id, label, frame, audio, frame_embedding, audio_embedding (or None),
-    any order. Same layout as src/index/writer.c, written atomically."""
+    """items: dicts with kind ("image" or "audio"), path (under the dataset root), label (or
+    None: the path) and embedding, any order. Same layout as src/index/writer.c (format 2),
+    written atomically."""
     for it in items:
-        if any("\0" in (it.get(k) or "") for k in ("id", "label", "frame", "audio")):
-            raise ValueError("%r: a NUL character in a string" % it["id"])
-    items = sorted(items, key=lambda it: it["id"].encode("utf-8"))
+        if any("\0" in (it.get(k) or "") for k in ("path", "label")):
+            raise ValueError("%r: a NUL character in a string" % it["path"])
+        if not it["path"]:
+            raise ValueError("an item has no path")
+    items = sorted(items, key=lambda it: it["path"].encode("utf-8", "surrogateescape"))
     for a, b in zip(items, items[1:]):
-        if a["id"] == b["id"]:
-            raise ValueError("two items have the id %r" % a["id"])
+        if a["path"] == b["path"]:
+            raise ValueError("two items have the path %r" % a["path"])
     count = len(items)
     elem = np.float32 if dtype == "f32" else np.float16
     row_bytes = dim * np.dtype(elem).itemsize
@@ -194,35 +202,23 @@ def write_index(path, fingerprint, dim, dtype, items):
     records = bytearray()
     rows = [[], []]
     for number, it in enumerate(items):
-        offsets = [len(strings)]
-        strings += it["id"].encode("utf-8") + b"\0"
+        path_at = len(strings)
+        strings += it["path"].encode("utf-8", "surrogateescape") + b"\0"
         label = it.get("label")
-        if label is not None and label != it["id"]:
-            offsets.append(len(strings))
-            strings += label.encode("utf-8") + b"\0"
-        else:
-            offsets.append(offsets[0])
-        for key in ("frame", "audio"):
-            if it.get(key) is not None:
-                offsets.append(len(strings))
-                strings += it[key].encode("utf-8") + b"\0"
-            else:
-                offsets.append(NO_STRING)
-        row_numbers = []
-        for kind, key in enumerate(("frame_embedding", "audio_embedding")):
-            if it.get(key) is not None:
-                row_numbers.append(len(rows[kind]))
-                rows[kind].append(number)
-            else:
-                row_numbers.append(NO_ROW)
-        records += struct.pack("<4Q2I", *offsets, *row_numbers)
+        label_at = path_at
+        if label is not None and label != it["path"]:
+            label_at = len(strings)
+            strings += label.encode("utf-8", "surrogateescape") + b"\0"
+        kind = KINDS[it["kind"]]
+        records += struct.pack("<2Q2I", path_at, label_at, kind, len(rows[kind]))
+        rows[kind].append(number)
     items_at = HEADER_SIZE
-    frame_map = items_at + count * ITEM_SIZE
-    sound_map = frame_map + 4 * len(rows[0])
-    strings_at = sound_map + 4 * len(rows[1])
-    frames_at = -(-(strings_at + len(strings)) // ALIGN) * ALIGN
-    sounds_at = -(-(frames_at + len(rows[0]) * row_bytes) // ALIGN) * ALIGN
-    size = sounds_at + len(rows[1]) * row_bytes
+    image_map = items_at + count * ITEM_SIZE
+    audio_map = image_map + 4 * len(rows[0])
+    strings_at = audio_map + 4 * len(rows[1])
+    images_at = -(-(strings_at + len(strings)) // ALIGN) * ALIGN
+    audios_at = -(-(images_at + len(rows[0]) * row_bytes) // ALIGN) * ALIGN
+    size = audios_at + len(rows[1]) * row_bytes
 
     header = bytearray(HEADER_SIZE)
     header[0:8] = MAGIC
@@ -230,7 +226,7 @@ def write_index(path, fingerprint, dim, dtype, items):
     header[16:32] = fingerprint.encode("ascii")
     struct.pack_into("<QII", header, 32, count, dim, DTYPES[dtype])
     struct.pack_into("<QQQQQQQQQQ", header, 48, len(rows[0]), len(rows[1]), size, items_at,
-                     strings_at, len(strings), frames_at, frame_map, sounds_at, sound_map)
+                     strings_at, len(strings), images_at, image_map, audios_at, audio_map)
     checksum = 0xCBF29CE484222325
     for byte in bytes(header[:248]):
         checksum = ((checksum ^ byte) * 0x100000001B3) & MASK
@@ -245,12 +241,12 @@ def write_index(path, fingerprint, dim, dtype, items):
             f.write(np.asarray(rows[0], dtype="<u4").tobytes())
             f.write(np.asarray(rows[1], dtype="<u4").tobytes())
             f.write(strings)
-            f.write(b"\0" * (frames_at - f.tell()))
-            for kind, key in enumerate(("frame_embedding", "audio_embedding")):
+            f.write(b"\0" * (images_at - f.tell()))
+            for kind in (0, 1):
                 if kind == 1:
-                    f.write(b"\0" * (sounds_at - f.tell()))
+                    f.write(b"\0" * (audios_at - f.tell()))
                 for number in rows[kind]:
-                    f.write(np.asarray(items[number][key], dtype=elem).astype(
+                    f.write(np.asarray(items[number]["embedding"], dtype=elem).astype(
                         "<f4" if dtype == "f32" else "<f2").tobytes())
             if f.tell() != size:
                 raise RuntimeError("wrote %d bytes, the layout says %d" % (f.tell(), size))
@@ -266,6 +262,31 @@ def write_index(path, fingerprint, dim, dtype, items):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def original_items(obj, data):
+    """The items of the original's indexed_db.pt: (embeddings [N, D], items without
+    embeddings, missing files)."""
+    meta = obj["metadata"]
+    emb = _as_matrix(obj["tensor"])
+    if len(meta) != emb.shape[0]:
+        raise ValueError("%d metadata entries for %d rows" % (len(meta), emb.shape[0]))
+    items, missing = [], []
+    for i, m in enumerate(meta):
+        if not isinstance(m, dict) or m.get("type") not in KINDS or "url" not in m:
+            raise ValueError("metadata %d is not {type: audio|image, url, label}" % i)
+        url = str(m["url"])
+        at = url.find("/data/")
+        if at < 0:
+            raise ValueError("metadata %d: the URL %r has no /data/" % (i, url))
+        rel = url[at + len("/data/"):]
+        parts = rel.split("/")
+        if not rel or any(p in ("", ".", "..") for p in parts):
+            raise ValueError("metadata %d: the URL %r leaves the dataset" % (i, url))
+        if not os.path.isfile(os.path.join(data, *parts)):
+            missing.append(rel)
+        items.append({"kind": m["type"], "path": rel, "label": str(m.get("label", ""))})
+    return emb, items, missing
 
 
 def main():
@@ -284,7 +305,14 @@ def main():
     try:
         import torch
         obj = torch.load(args.input, map_location="cpu")
-        emb, ids, labels, frames, audio, paths_are_files = parse_layout(obj)
+        original = isinstance(obj, dict) and "metadata" in obj and "tensor" in obj
+        if original:
+            emb, items, missing_files = original_items(obj, args.data)
+            if missing_files:
+                raise ValueError("%d files of the index are not under %s: %s" % (
+                    len(missing_files), args.data, ", ".join(missing_files[:5])))
+        else:
+            emb, ids, labels, frames, audio, paths_are_files = parse_layout(obj)
         dim = model_embed_dim(args.model)
         if emb.shape[1] != dim:
             raise ValueError("the embeddings have %d dimensions, the model %d"
@@ -299,30 +327,36 @@ def main():
         fingerprint = args.fingerprint or xxh64(args.model)
         if len(fingerprint) != 16 or any(c not in "0123456789abcdef" for c in fingerprint):
             raise ValueError("--fingerprint must be 16 lowercase hex digits")
-        if paths_are_files and args.against == "sounds":
-            audio, frames = frames, None
-        on_disk = {"frame": list_folder(os.path.join(args.data, "frames")),
-                   "audio": list_folder(os.path.join(args.data, "audio"))}
-        items = []
         missing = 0
-        for i, item_id in enumerate(ids):
-            it = {"id": item_id, "label": labels[i] if labels else None}
-            for key, given in (("frame", frames), ("audio", audio)):
-                name = given[i] if given is not None else on_disk[key].get(item_id)
-                it[key] = os.path.basename(name) if name else None
-            kind = "frame" if args.against == "frames" else "audio"
-            if it[kind] is None:
-                missing += 1
-                print("import_index: %r has no %s file in %s" % (item_id, kind, args.data),
-                      file=sys.stderr)
-            it["frame_embedding" if kind == "frame" else "audio_embedding"] = emb[i]
-            items.append(it)
+        if original:
+            for i, it in enumerate(items):
+                it["embedding"] = emb[i]
+        else:
+            if paths_are_files and args.against == "sounds":
+                audio, frames = frames, None
+            key = "frame" if args.against == "frames" else "audio"
+            folder = "frames" if key == "frame" else "audio"
+            given = frames if key == "frame" else audio
+            on_disk = list_folder(os.path.join(args.data, folder))
+            items = []
+            for i, item_id in enumerate(ids):
+                name = given[i] if given is not None else on_disk.get(item_id)
+                if not name:
+                    missing += 1
+                    print("import_index: %r has no %s file in %s" % (item_id, key, args.data),
+                          file=sys.stderr)
+                items.append({"kind": "image" if key == "frame" else "audio",
+                              "path": "%s/%s" % (folder, os.path.basename(name) if name
+                                                 else item_id),
+                              "label": labels[i] if labels else item_id,
+                              "embedding": emb[i]})
         write_index(args.output, fingerprint, dim, args.dtype, items)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         print("import_index: %s" % e, file=sys.stderr)
         return 1
-    print("import_index: wrote %s: %d items (%s embeddings, %s), model %s%s" % (
-        args.output, len(items), args.against[:-1], args.dtype, fingerprint,
+    print("import_index: wrote %s: %d items (%s, %s), model %s%s" % (
+        args.output, len(items), "images and sounds" if original else args.against,
+        args.dtype, fingerprint,
         "; %d without a file" % missing if missing else ""), file=sys.stderr)
     return 0
 

@@ -11,6 +11,9 @@
 typedef struct ear_audio_decode_options {
     int sample_rate;    /* output rate in Hz (default 16000) */
     double max_seconds; /* decoding stops here and says so (default 60); <= 0: no cap */
+    int ffmpeg_cli;     /* 1: as `ffmpeg -i IN -ar RATE -ac 1 OUT.wav` does it (FFmpeg's own
+                           downmix and resampler options, 16-bit samples, read back / 32768);
+                           0 (default): float throughout, channels averaged */
 } ear_audio_decode_options;
 
 typedef struct ear_audio_clip {

@@ -270,6 +270,7 @@ typedef struct decode_state {
     SwrContext *resampler;
     int resampler_format, resampler_rate, resampler_channels;
     int out_rate;
+    int ffmpeg_cli; /* ear_audio_decode_options.ffmpeg_cli */
     size_t limit;   /* samples kept at most; SIZE_MAX when uncapped */
     float *samples; /* the growing output */
     size_t count, capacity;
@@ -327,6 +328,14 @@ static int resample_into_output(decode_state *s, const uint8_t **in, int in_coun
             av_strerror(made, why, sizeof why);
             return ear_error_set(err, "resampling failed: %s", why);
         }
+        if (s->ffmpeg_cli) {
+            /* 16-bit samples in the first half of the room, widened in place from the end
+             * (float i never overlaps a 16-bit sample not yet read): soundfile's / 32768. */
+            const int16_t *pcm = (const int16_t *)out;
+            float *f = (float *)out;
+            for (int i = made - 1; i >= 0; i--)
+                f[i] = (float)pcm[i] / 32768.0f;
+        }
         s->count += (size_t)made;
         if (s->count > s->limit) {
             s->count = s->limit;
@@ -358,23 +367,33 @@ static int setup_resampler(decode_state *s, const AVFrame *frame, ear_error *err
     AVChannelLayout in_layout, out_layout;
     av_channel_layout_default(&in_layout, channels);
     av_channel_layout_default(&out_layout, 1);
-    int rc = swr_alloc_set_opts2(&s->resampler, &out_layout, AV_SAMPLE_FMT_FLT, s->out_rate,
-                                 &in_layout, (enum AVSampleFormat)frame->format,
+    /* The ffmpeg command's conversion: the stream's own layout (FFmpeg's downmix weighs
+     * speakers), 16-bit output, libswresample's defaults otherwise. */
+    if (s->ffmpeg_cli && frame->ch_layout.order == AV_CHANNEL_ORDER_NATIVE) {
+        av_channel_layout_uninit(&in_layout);
+        if (av_channel_layout_copy(&in_layout, &frame->ch_layout) < 0)
+            av_channel_layout_default(&in_layout, channels);
+    }
+    int rc = swr_alloc_set_opts2(&s->resampler, &out_layout,
+                                 s->ffmpeg_cli ? AV_SAMPLE_FMT_S16 : AV_SAMPLE_FMT_FLT,
+                                 s->out_rate, &in_layout, (enum AVSampleFormat)frame->format,
                                  frame->sample_rate, 0, NULL);
     av_channel_layout_uninit(&in_layout);
     av_channel_layout_uninit(&out_layout);
     if (rc < 0)
         goto fail;
-    double matrix[EAR_AUDIO_CHANNELS_MAX];
-    for (int c = 0; c < channels; c++)
-        matrix[c] = 1.0 / channels;
-    if ((rc = swr_set_matrix(s->resampler, matrix, channels)) < 0)
-        goto fail;
-    /* Float throughout: for 8- and 16-bit input libswresample would otherwise
-     * mix and filter in 16-bit integers, rounding the average. */
-    if ((rc = av_opt_set_sample_fmt(s->resampler, "internal_sample_fmt", AV_SAMPLE_FMT_FLTP,
-                                    0)) < 0)
-        goto fail;
+    if (!s->ffmpeg_cli) {
+        double matrix[EAR_AUDIO_CHANNELS_MAX];
+        for (int c = 0; c < channels; c++)
+            matrix[c] = 1.0 / channels;
+        if ((rc = swr_set_matrix(s->resampler, matrix, channels)) < 0)
+            goto fail;
+        /* Float throughout: for 8- and 16-bit input libswresample would otherwise
+         * mix and filter in 16-bit integers, rounding the average. */
+        if ((rc = av_opt_set_sample_fmt(s->resampler, "internal_sample_fmt", AV_SAMPLE_FMT_FLTP,
+                                        0)) < 0)
+            goto fail;
+    }
     if ((rc = swr_init(s->resampler)) < 0)
         goto fail;
     s->resampler_format = frame->format;
@@ -600,6 +619,7 @@ int ear_audio_decode(const uint8_t *data, size_t size, const ear_audio_decode_op
     s.reader.data = data;
     s.reader.size = size;
     s.out_rate = o->sample_rate;
+    s.ffmpeg_cli = o->ffmpeg_cli;
     s.limit = SIZE_MAX;
     if (o->max_seconds > 0) {
         /* The epsilon keeps 2.01 s * 16000 Hz (32159.99...) at 32160 samples. */

@@ -4,6 +4,7 @@ void ear_audio_decode_options_default(ear_audio_decode_options *o)
 {
     o->sample_rate = 16000;
     o->max_seconds = 60.0;
+    o->ffmpeg_cli = 0;
 }
 
 void ear_audio_mel_config_default(ear_audio_mel_config *c)

@@ -8,16 +8,19 @@
 
 #include "cli/cli.h"
 #include "index/index.h"
-#include "index/search.h"
+#include "query/query.h"
 
 static const char index_help[] =
     "usage: ear index --model M --data DIR -o INDEX [--jobs N] [--dtype f32|f16]\n"
-    "                 [--max-seconds S]\n\n"
-    "Embeds a dataset into an index file: every frame with the model's image tower, every\n"
-    "sound with its audio tower (where the model has them). DIR holds audio/<id>.<ext> and\n"
-    "frames/<id>.<ext>, paired by <id>, and optionally labels.tsv (<id><TAB><label>).\n"
-    "A file that cannot be read is reported and left out (the rest of its item stays); the\n"
-    "index is written to a temporary file and renamed over INDEX only when complete.\n\n"
+    "                 [--max-seconds S]\n"
+    "       ear index --import indexed_db.pt --model M --data DIR -o INDEX [--dtype f32|f16]\n\n"
+    "Embeds a dataset into an index file, every file its own item: every frame with the\n"
+    "model's image tower, every sound with its audio tower. DIR in either layout (both may\n"
+    "mix): the original service's, audio/<label>/**/<file> and frames/<label>/**/<file>\n"
+    "(the label is the first folder), or Ear's flat one, audio/<id>.<ext> and\n"
+    "frames/<id>.<ext> with an optional labels.tsv (<id><TAB><label>; else the label is\n"
+    "the id). A file that cannot be read is reported and left out; the index is written\n"
+    "to a temporary file and renamed over INDEX only when complete.\n\n"
     "  --model M          the Ear model file\n"
     "  --data DIR         the dataset folder\n"
     "  -o, --output INDEX where to write\n"
@@ -25,82 +28,25 @@ static const char index_help[] =
     "  --dtype T          storage of the embeddings: f32 (default) or f16 (half the size\n"
     "                     and search time; scores move by at most 5e-4)\n"
     "  --max-seconds S    embed at most the first S seconds of each sound (default 60; 0: all)\n"
+    "  --import PT        convert the original service's indexed_db.pt instead of embedding:\n"
+    "                     its rows as they are, each URL /ear/data/<path> a file under DIR\n"
+    "                     (every one must exist), the dimension the model's; which model made\n"
+    "                     the vectors cannot be checked (it holds no fingerprint)\n"
     "  -h, --help         this text\n";
 
 static const char search_help[] =
-    "usage: ear search --model M --index INDEX [-k K] [--against frames|sounds]\n"
-    "                  [--max-seconds S] FILE\n\n"
-    "The K items nearest to a sound, as the JSON the HTTP service answers, on stdout.\n\n"
+    "usage: ear search --model M --index INDEX [-k K] [--kind audio|image|all]\n"
+    "                  [--max-seconds S] [--data DIR] FILE\n\n"
+    "The K items nearest to a sound or an image (JPEG, PNG: known from the bytes), as the\n"
+    "JSON of POST /api/search, on stdout.\n\n"
     "  --model M          the Ear model file (the one that built the index)\n"
-    "  --index INDEX      the index file\n"
+    "  --index INDEX      the index file (or the original's indexed_db.pt, with --data)\n"
+    "  --data DIR         the dataset its URLs name (only for an indexed_db.pt)\n"
     "  -k K               how many results (default 8)\n"
-    "  --against KIND     frames (default): the sound against the frames' embeddings;\n"
-    "                     sounds: against the items' sound embeddings\n"
+    "  --kind KIND        the items searched: audio, image (default) or all\n"
+    "  --against KIND     the older form: frames (image) or sounds (audio)\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
     "  -h, --help         this text\n";
-
-/* Progress on stderr: a bar redrawn in place on a terminal, a plain line every
- * 10% or 5 s otherwise (logs, CI). */
-typedef struct progress_display {
-    int terminal;
-    int bar_shown;           /* a bar is on the current line */
-    double last_line_ms;
-    size_t next_tenth;       /* plain lines: the next 10% step to report */
-} progress_display;
-
-static void format_duration(double seconds, char *out, size_t size)
-{
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600)
-        snprintf(out, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else
-        snprintf(out, size, "%ld:%02ld", s / 60, s % 60);
-}
-
-static void show_progress(void *user, size_t done, size_t total, double elapsed_ms)
-{
-    progress_display *p = user;
-    double rate = elapsed_ms > 0 ? (double)done / (elapsed_ms / 1000.0) : 0;
-    char left[32] = "?";
-    if (rate > 0)
-        format_duration((double)(total - done) / rate, left, sizeof left);
-    if (p->terminal) {
-        enum { WIDTH = 30 };
-        char bar[WIDTH + 1];
-        size_t filled = total ? done * WIDTH / total : WIDTH;
-        for (size_t i = 0; i < WIDTH; i++)
-            bar[i] = i < filled ? '#' : '.';
-        bar[WIDTH] = 0;
-        fprintf(stderr, "\r\033[K[%s] %zu/%zu items  %.1f items/s  %s left", bar, done, total,
-                rate, left);
-        p->bar_shown = 1;
-        if (done == total) {
-            fputc('\n', stderr);
-            p->bar_shown = 0;
-        }
-        fflush(stderr);
-        return;
-    }
-    size_t tenth = total ? done * 10 / total : 10;
-    if (tenth < p->next_tenth && elapsed_ms - p->last_line_ms < 5000 && done != total)
-        return;
-    if (done == total && p->next_tenth > 10)
-        return; /* the 100% line is out already */
-    fprintf(stderr, "ear index: %zu/%zu items (%zu%%), %.1f items/s, %s left\n", done, total,
-            total ? done * 100 / total : 100, rate, left);
-    p->last_line_ms = elapsed_ms;
-    p->next_tenth = tenth + 1;
-}
-
-static void show_problem(void *user, const char *file, const char *reason)
-{
-    progress_display *p = user;
-    if (p->bar_shown) {
-        fputs("\r\033[K", stderr);
-        p->bar_shown = 0;
-    }
-    fprintf(stderr, "ear index: skipped %s: %s\n", file, reason);
-}
 
 /* Refuses to replace something that is not an index: -o pointing at a model
  * or a photo by mistake must not destroy it. */
@@ -118,16 +64,37 @@ static int check_replaceable(const char *path)
     return -1;
 }
 
+/* ear index --import: the original's indexed_db.pt as an Ear index. Only the
+ * model's configuration is read: its dimension is what can be checked. */
+static int import_original(const char *pt, const char *model_path, const char *data,
+                           const char *output, ear_index_dtype dtype)
+{
+    ear_error err;
+    ear_nn_config config;
+    if (ear_nn_model_read_config(model_path, &config, &err) != 0)
+        return ear_cli_fail(model_path, err.message);
+    ear_query_import_summary summary;
+    if (ear_query_import_pt(pt, data, config.embed_dim, output, dtype, &summary, &err) != 0)
+        return ear_cli_fail("index", err.message);
+    fprintf(stderr,
+            "ear index: wrote %s: %zu items (%zu images, %zu sounds) from %s; checked: the "
+            "dimension (%d, the model's) and every file under %s; not checked: which model "
+            "made the vectors (the original kept no fingerprint)\n",
+            output, summary.items, summary.images, summary.sounds, pt, summary.dim, data);
+    return EAR_EXIT_OK;
+}
+
 int ear_cli_index(int argc, char **argv)
 {
     static const struct option options[] = {
         {"model", required_argument, 0, 'm'},       {"data", required_argument, 0, 'd'},
         {"output", required_argument, 0, 'o'},      {"jobs", required_argument, 0, 'j'},
         {"dtype", required_argument, 0, 't'},       {"max-seconds", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    const char *model_path = NULL, *data = NULL, *output = NULL;
-    ear_index_build_options o;
-    ear_index_build_options_default(&o);
+        {"import", required_argument, 0, 'I'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *model_path = NULL, *data = NULL, *output = NULL, *import = NULL;
+    ear_query_build_options o;
+    ear_query_build_options_default(&o);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o.jobs = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
     optind = 0;
@@ -154,6 +121,7 @@ int ear_cli_index(int argc, char **argv)
             if (ear_cli_parse_double(optarg, 0, 86400, &o.max_seconds) != 0)
                 return ear_cli_usage_error("index", "--max-seconds must be 0 to 86400");
             break;
+        case 'I': import = optarg; break;
         case 'h': fputs(index_help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error("index", "unknown option or missing value: '%s'",
@@ -166,27 +134,29 @@ int ear_cli_index(int argc, char **argv)
         return ear_cli_usage_error("index", "--model, --data and -o are required");
     if (check_replaceable(output) != 0)
         return EAR_EXIT_FAILED;
+    if (import)
+        return import_original(import, model_path, data, output, o.dtype);
 
     ear_error err;
     ear_nn_model *model = ear_nn_model_load(model_path, &err);
     if (!model)
         return ear_cli_fail(model_path, err.message);
-    progress_display display = {.terminal = isatty(STDERR_FILENO), .next_tenth = 1};
-    o.progress = show_progress;
-    o.problem = show_problem;
+    ear_cli_progress display;
+    ear_cli_progress_init(&display, "ear index");
+    o.progress = ear_cli_progress_show;
+    o.problem = ear_cli_progress_problem;
     o.user = &display;
-    ear_index_build_summary summary;
+    ear_query_build_summary summary;
     int status = EAR_EXIT_OK;
-    if (ear_index_build(model, data, output, &o, &summary, &err) != 0) {
+    if (ear_query_build_index(model, data, output, &o, &summary, &err) != 0) {
         if (display.bar_shown)
             fputc('\n', stderr);
         status = ear_cli_fail("index", err.message);
     } else {
         fprintf(stderr,
-                "ear index: wrote %s: %zu items (%zu frames, %zu sounds embedded) in %.1f s, "
-                "%.1f items/s with %d jobs; %zu left out with nothing embedded, %zu files "
-                "skipped\n",
-                output, summary.items, summary.frames, summary.sounds,
+                "ear index: wrote %s: %zu items (%zu images, %zu sounds) in %.1f s, "
+                "%.1f items/s with %d jobs; %zu files left out, %zu problems\n",
+                output, summary.items, summary.images, summary.sounds,
                 summary.elapsed_ms / 1000.0,
                 summary.elapsed_ms > 0
                     ? (double)(summary.items + summary.skipped) / (summary.elapsed_ms / 1000.0)
@@ -202,9 +172,12 @@ int ear_cli_search(int argc, char **argv)
     static const struct option options[] = {
         {"model", required_argument, 0, 'm'},   {"index", required_argument, 0, 'i'},
         {"against", required_argument, 0, 'a'}, {"max-seconds", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *model_path = NULL, *index_path = NULL;
-    ear_search_request req = {.against = EAR_INDEX_FRAMES, .k = 8, .max_seconds = 60};
+        {"kind", required_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
+        {"data", required_argument, 0, 'd'},    {0, 0, 0, 0}};
+    const char *model_path = NULL, *index_path = NULL, *data_dir = NULL;
+    /* Images by default, as --against frames was before sounds were items. */
+    ear_query_request req = {.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE), .k = 8,
+                             .upload = {.kind = -1, .max_seconds = 60}};
     optind = 0;
     opterr = 0;
     int c;
@@ -212,20 +185,31 @@ int ear_cli_search(int argc, char **argv)
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'i': index_path = optarg; break;
+        case 'd': data_dir = optarg; break;
         case 'k':
             if (ear_cli_parse_int(optarg, 1, 10000, &req.k) != 0)
                 return ear_cli_usage_error("search", "-k must be 1 to 10000");
             break;
         case 'a':
             if (strcmp(optarg, "frames") == 0)
-                req.against = EAR_INDEX_FRAMES;
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
             else if (strcmp(optarg, "sounds") == 0)
-                req.against = EAR_INDEX_SOUNDS;
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
             else
                 return ear_cli_usage_error("search", "--against must be frames or sounds");
             break;
+        case 'K':
+            if (strcmp(optarg, "image") == 0)
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
+            else if (strcmp(optarg, "audio") == 0)
+                req.kinds = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
+            else if (strcmp(optarg, "all") == 0)
+                req.kinds = EAR_INDEX_ALL;
+            else
+                return ear_cli_usage_error("search", "--kind must be audio, image or all");
+            break;
         case 's':
-            if (ear_cli_parse_double(optarg, 0, 86400, &req.max_seconds) != 0)
+            if (ear_cli_parse_double(optarg, 0, 86400, &req.upload.max_seconds) != 0)
                 return ear_cli_usage_error("search", "--max-seconds must be 0 to 86400");
             break;
         case 'h': fputs(search_help, stdout); return EAR_EXIT_OK;
@@ -247,38 +231,43 @@ int ear_cli_search(int argc, char **argv)
     ear_nn_session *session = NULL;
     uint8_t *audio = NULL;
     char *json = NULL;
-    ear_search_result res = {0};
+    ear_query_result res = {0};
     int status = EAR_EXIT_FAILED;
     model = ear_nn_model_load(model_path, &err);
     if (!model) {
         ear_cli_fail(model_path, err.message);
         goto done;
     }
-    idx = ear_index_open(index_path, ear_nn_model_fingerprint(model), &err);
+    char note[1024];
+    idx = ear_query_open_index(index_path, data_dir ? data_dir : ".", model, note, sizeof note,
+                               &err);
     if (!idx) {
         ear_cli_fail("search", err.message);
         goto done;
     }
+    if (note[0])
+        fprintf(stderr, "ear search: %s\n", note);
     session = ear_nn_session_create(model, &err);
     if (!session) {
         ear_cli_fail("search", err.message);
         goto done;
     }
-    audio = ear_cli_read_file(input, &req.audio_size);
+    audio = ear_cli_read_file(input, &req.upload.size);
     if (!audio)
         goto done;
-    req.audio = audio;
+    req.upload.data = audio;
+    req.upload.name = input;
     req.model = model;
     res.hits = calloc((size_t)req.k, sizeof *res.hits);
     if (!res.hits) {
         ear_cli_fail("search", "out of memory");
         goto done;
     }
-    if (ear_search_run(session, idx, &req, &res, &err) != EAR_SEARCH_OK) {
+    if (ear_query_run(session, idx, &req, &res, &err) != EAR_QUERY_OK) {
         ear_cli_fail(input, err.message);
         goto done;
     }
-    json = ear_search_result_json(idx, &res);
+    json = ear_query_search_json(idx, &res);
     if (!json) {
         ear_cli_fail("search", "out of memory");
         goto done;
@@ -304,7 +293,8 @@ int ear_cli_info_index(const char *path)
     ear_index_describe(idx, stdout);
     int status = EAR_EXIT_OK;
     if (ear_index_verify(idx, &err) == 0)
-        printf("  tables         verified (ids sorted and unique, rows consistent)\n");
+        printf("  tables         verified (paths sorted and unique, kinds known, rows "
+               "consistent)\n");
     else
         status = ear_cli_fail(path, err.message);
     ear_index_close(idx);

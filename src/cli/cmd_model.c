@@ -22,6 +22,8 @@ static const char embed_help[] =
     "  -o, --output OUT.npy   where to write (required)\n"
     "  --max-seconds S        decode at most S seconds of sound (default 60; 0: no cap)\n"
     "  --threads N            BLAS threads (default 1)\n"
+    "  --weights T            f32, bf16 or int8: the wav2vec2 family's matrix products\n"
+    "                         (default f32)\n"
     "  -h, --help             this text\n";
 
 static const char info_help[] =
@@ -33,7 +35,7 @@ static const char info_help[] =
     "  -h, --help             this text\n";
 
 typedef struct embed_args {
-    const char *model, *audio, *image, *output;
+    const char *model, *audio, *image, *output, *weights;
     ear_audio_decode_options decode;
     int threads;
 } embed_args;
@@ -45,7 +47,8 @@ static int parse_embed_args(int argc, char **argv, embed_args *a)
         {"model", required_argument, 0, 'm'},       {"audio", required_argument, 0, 'a'},
         {"image", required_argument, 0, 'i'},       {"output", required_argument, 0, 'o'},
         {"max-seconds", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},              {"weights", required_argument, 0, 'w'},
+        {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     ear_audio_decode_options_default(&a->decode);
     a->threads = 1;
@@ -58,6 +61,7 @@ static int parse_embed_args(int argc, char **argv, embed_args *a)
         case 'a': a->audio = optarg; break;
         case 'i': a->image = optarg; break;
         case 'o': a->output = optarg; break;
+        case 'w': a->weights = optarg; break;
         case 's':
             if (ear_cli_parse_double(optarg, 0, 86400, &a->decode.max_seconds) != 0)
                 return ear_cli_usage_error("embed", "--max-seconds must be 0 to 86400");
@@ -104,7 +108,7 @@ static int embed_file(const embed_args *a, const ear_nn_model *model, float *emb
         goto done;
     if (a->audio) {
         ear_audio_decode_options decode = a->decode;
-        decode.sample_rate = config->mel.sample_rate;
+        ear_nn_model_decode_options(model, &decode);
         if (ear_audio_decode(data, size, &decode, &clip, &err) != 0) {
             ear_cli_fail(input, err.message);
             goto done;
@@ -143,7 +147,11 @@ int ear_cli_embed(int argc, char **argv)
         return status;
     ear_nn_set_threads(a.threads);
     ear_error err;
-    ear_nn_model *model = ear_nn_model_load(a.model, &err);
+    if (a.weights && ear_nn_set_weight_type(a.weights, &err) != 0)
+        return ear_cli_usage_error("embed", "--weights: %s", err.message);
+    /* Only the tower the file needs: most of the original model's memory is the other one. */
+    ear_nn_model *model = a.audio ? ear_nn_model_load_audio(a.model, &err)
+                                  : ear_nn_model_load_image(a.model, &err);
     if (!model) {
         fprintf(stderr, "ear: %s\n", err.message);
         return EAR_EXIT_FAILED;

@@ -1,31 +1,43 @@
 /* `ear serve`: the HTTP service. The signals are taken here, by sigwait in the
  * main thread (blocked everywhere else), so that no work happens in a handler. */
-#include <getopt.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "http/http.h"
 #include "index/index.h"
 #include "nn/nn.h"
+#include "query/query.h"
 
 static const char serve_help[] =
     "usage: ear serve --model M --index INDEX --data DIR [--host H] [--port P]\n"
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
     "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
-    "                 [--threads T] [--drain S]\n"
+    "                 [--threads T] [--drain S] [--home-url URL]\n"
+    "       ear serve --project DIR [the options above but --model, --index, --data]\n"
     "\n"
-    "The HTTP service: the web page at /, POST /api/search, the dataset's files at\n"
-    "/data/frames/ and /data/audio/, /healthz and /metrics; every route also under /ear/.\n"
+    "The HTTP service: the web page at /, POST /api/search, the original service's\n"
+    "POST /query, the dataset's files at /data/<path>, /api/config, /healthz and /metrics;\n"
+    "every route also under /ear/.\n"
     "Prints \"listening on http://HOST:PORT\" on stderr once ready, then one line per request.\n"
     "SIGHUP reopens INDEX (kept as it was if the new file is refused); SIGTERM or SIGINT stop\n"
     "accepting, finish the requests in flight (up to --drain seconds) and exit 0.\n"
     "\n"
-    "  --model M            the Ear model file (with an audio tower)\n"
-    "  --index INDEX        the index, built by `ear index` with the same model\n"
-    "  --data DIR           the dataset folder (frames/ and audio/ are served)\n"
+    "  --model M            the model file: an Ear model, or the original's\n"
+    "                       best_audio_visual_clip.pt\n"
+    "  --index INDEX        the index, built by `ear index` with the same model, or the\n"
+    "                       original service's indexed_db.pt (read as it is)\n"
+    "  --data DIR           the dataset folder (served at /data/)\n"
+    "  --project DIR        a folder laid out as the original service's:\n"
+    "                       DIR/pretrained_models/best_audio_visual_clip.pt, DIR/ear_data/\n"
+    "                       and DIR/indexed_db.pt, served as it is; without indexed_db.pt the\n"
+    "                       index is built (a progress bar on a terminal) into\n"
+    "                       DIR/indexed_db.earindex and kept there for the next start\n"
     "  --host H             address to listen on (default 127.0.0.1)\n"
     "  --port P             port (default 5001; 0: any free port)\n"
     "  --workers N          search threads, each with its own model session (default 1)\n"
@@ -38,118 +50,149 @@ static const char serve_help[] =
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
+    "  --home-url URL       the page's link back to the main site, given to it by\n"
+    "                       GET /api/config as {\"home_url\": URL} (default /)\n"
     "  -h, --help           this text\n";
 
-/* Reads a byte count: digits with an optional K, M or G suffix (powers of 1024). */
-static int parse_bytes(const char *text, size_t *out)
+/* A project in the original's layout, its paths malloc'd. */
+typedef struct project {
+    char *model, *data, *original_index, *index;
+} project;
+
+static void project_free(project *p)
 {
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (end == text || text[0] == '-')
-        return -1;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift)
-        end++;
-    if (*end || v == 0 || v > (1ull << 40) >> shift)
-        return -1;
-    *out = (size_t)(v << shift);
+    free(p->model);
+    free(p->data);
+    free(p->original_index);
+    free(p->index);
+}
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int is_folder(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The paths of DIR; which index is served is decided once the model is loaded. */
+static int project_paths(const char *dir, project *p)
+{
+    memset(p, 0, sizeof *p);
+    if (asprintf(&p->model, "%s/pretrained_models/best_audio_visual_clip.pt", dir) < 0 ||
+        asprintf(&p->data, "%s/ear_data", dir) < 0 ||
+        asprintf(&p->original_index, "%s/indexed_db.pt", dir) < 0 ||
+        asprintf(&p->index, "%s/indexed_db.earindex", dir) < 0)
+        return ear_cli_fail("serve", "out of memory");
+    if (!is_folder(dir))
+        return ear_cli_fail(dir, "no such folder");
+    if (!is_file(p->model))
+        return ear_cli_fail(dir, "not laid out as the original service's: no "
+                                 "pretrained_models/best_audio_visual_clip.pt");
+    if (!is_folder(p->data))
+        return ear_cli_fail(dir, "not laid out as the original service's: no ear_data/ folder");
+    return 0;
+}
+
+/* The index a project serves: the original's indexed_db.pt as it is (refused by
+ * the server when it does not fit the model), else Ear's index beside it, built
+ * when missing or when it no longer fits (another model, an older format), as the
+ * original built indexed_db.pt when it was missing. */
+static int project_index(project *p, const ear_nn_model *model, const char **index_path)
+{
+    if (is_file(p->original_index)) {
+        *index_path = p->original_index;
+        return 0;
+    }
+    *index_path = p->index;
+    ear_error err;
+    if (is_file(p->index)) {
+        ear_index *idx = ear_query_open_index(p->index, p->data, model, NULL, 0, &err);
+        if (idx) {
+            ear_index_close(idx);
+            return 0;
+        }
+        fprintf(stderr, "ear serve: %s does not fit: %s; building it again\n", p->index,
+                err.message);
+    }
+    fprintf(stderr,
+            "ear serve: no indexed_db.pt: building the index of %s into %s (as the original "
+            "built its indexed_db.pt)\n",
+            p->data, p->index);
+    ear_query_build_options o;
+    ear_query_build_options_default(&o);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o.jobs = cores < 1 ? 1 : cores > 64 ? 64 : (int)cores;
+    /* The original cut every dataset sound at 10 s. */
+    o.max_seconds = 10;
+    ear_cli_progress display;
+    ear_cli_progress_init(&display, "ear serve");
+    o.progress = ear_cli_progress_show;
+    o.problem = ear_cli_progress_problem;
+    o.user = &display;
+    ear_query_build_summary summary;
+    if (ear_query_build_index(model, p->data, p->index, &o, &summary, &err) != 0) {
+        if (display.bar_shown)
+            fputc('\n', stderr);
+        return ear_cli_fail("serve", err.message);
+    }
+    fprintf(stderr, "ear serve: indexed %zu items (%zu images, %zu sounds) in %.1f s\n",
+            summary.items, summary.images, summary.sounds, summary.elapsed_ms / 1000.0);
     return 0;
 }
 
 int ear_cli_serve(int argc, char **argv)
 {
-    enum {
-        OPT_MODEL = 256, OPT_INDEX, OPT_DATA, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_QUEUE,
-        OPT_MAX_UPLOAD, OPT_MAX_SECONDS, OPT_IDLE, OPT_BODY_TIMEOUT, OPT_CONNECTIONS, OPT_THREADS, OPT_DRAIN
-    };
-    static const struct option options[] = {
-        {"model", required_argument, 0, OPT_MODEL},
-        {"index", required_argument, 0, OPT_INDEX},
-        {"data", required_argument, 0, OPT_DATA},
-        {"host", required_argument, 0, OPT_HOST},
-        {"port", required_argument, 0, OPT_PORT},
-        {"workers", required_argument, 0, OPT_WORKERS},
-        {"queue", required_argument, 0, OPT_QUEUE},
-        {"max-upload", required_argument, 0, OPT_MAX_UPLOAD},
-        {"max-seconds", required_argument, 0, OPT_MAX_SECONDS},
-        {"idle-timeout", required_argument, 0, OPT_IDLE},
-        {"body-timeout", required_argument, 0, OPT_BODY_TIMEOUT},
-        {"max-connections", required_argument, 0, OPT_CONNECTIONS},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"drain", required_argument, 0, OPT_DRAIN},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     ear_http_options o;
     ear_http_options_default(&o);
-    const char *model_path = NULL;
+    const char *model_path = NULL, *project_dir = NULL;
     int threads = 1;
     double drain_s = 30;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (c) {
-        case OPT_MODEL: model_path = optarg; break;
-        case OPT_INDEX: o.index_path = optarg; break;
-        case OPT_DATA: o.data_dir = optarg; break;
-        case OPT_HOST: o.host = optarg; break;
-        case OPT_PORT:
-            if (ear_cli_parse_int(optarg, 0, 65535, &o.port) != 0)
-                return ear_cli_usage_error("serve", "--port must be 0 to 65535");
-            break;
-        case OPT_WORKERS:
-            if (ear_cli_parse_int(optarg, 1, 256, &o.workers) != 0)
-                return ear_cli_usage_error("serve", "--workers must be 1 to 256");
-            break;
-        case OPT_QUEUE:
-            if (ear_cli_parse_int(optarg, 1, 1000000, &o.queue) != 0)
-                return ear_cli_usage_error("serve", "--queue must be 1 to 1000000");
-            break;
-        case OPT_MAX_UPLOAD:
-            if (parse_bytes(optarg, &o.max_upload) != 0)
-                return ear_cli_usage_error("serve", "--max-upload must be a byte count from 1 "
-                                                    "to 1T (a K, M or G suffix is allowed)");
-            break;
-        case OPT_MAX_SECONDS:
-            if (ear_cli_parse_double(optarg, 0, 86400, &o.max_seconds) != 0)
-                return ear_cli_usage_error("serve", "--max-seconds must be 0 to 86400");
-            break;
-        case OPT_IDLE:
-            if (ear_cli_parse_int(optarg, 1, 86400, &o.idle_timeout_s) != 0)
-                return ear_cli_usage_error("serve", "--idle-timeout must be 1 to 86400");
-            break;
-        case OPT_BODY_TIMEOUT:
-            if (ear_cli_parse_int(optarg, 1, 86400, &o.body_timeout_s) != 0)
-                return ear_cli_usage_error("serve", "--body-timeout must be 1 to 86400");
-            break;
-        case OPT_CONNECTIONS:
-            if (ear_cli_parse_int(optarg, 1, 1000000, &o.max_connections) != 0)
-                return ear_cli_usage_error("serve", "--max-connections must be 1 to 1000000");
-            break;
-        case OPT_THREADS:
-            if (ear_cli_parse_int(optarg, 1, 1024, &threads) != 0)
-                return ear_cli_usage_error("serve", "--threads must be 1 to 1024");
-            break;
-        case OPT_DRAIN:
-            if (ear_cli_parse_double(optarg, 0, 3600, &drain_s) != 0)
-                return ear_cli_usage_error("serve", "--drain must be 0 to 3600");
-            break;
-        case 'h': fputs(serve_help, stdout); return EAR_EXIT_OK;
-        default:
-            return ear_cli_usage_error("serve", "unknown option or missing value: '%s'",
-                                       argv[optind - 1]);
+    const ear_cli_option options[] = {
+        {"model", EAR_CLI_OPT_STRING, 1, 0, &model_path},
+        {"index", EAR_CLI_OPT_STRING, 1, 0, &o.index_path},
+        {"data", EAR_CLI_OPT_STRING, 1, 0, &o.data_dir},
+        {"project", EAR_CLI_OPT_STRING, 1, 0, &project_dir},
+        {"host", EAR_CLI_OPT_STRING, 1, 255, &o.host},
+        {"port", EAR_CLI_OPT_INT, 0, 65535, &o.port},
+        {"workers", EAR_CLI_OPT_INT, 1, 256, &o.workers},
+        {"queue", EAR_CLI_OPT_INT, 1, 1000000, &o.queue},
+        {"max-upload", EAR_CLI_OPT_BYTES, 1, 0, &o.max_upload},
+        {"max-seconds", EAR_CLI_OPT_DOUBLE, 0, 86400, &o.max_seconds},
+        {"idle-timeout", EAR_CLI_OPT_INT, 1, 86400, &o.idle_timeout_s},
+        {"body-timeout", EAR_CLI_OPT_INT, 1, 86400, &o.body_timeout_s},
+        {"max-connections", EAR_CLI_OPT_INT, 1, 1000000, &o.max_connections},
+        {"threads", EAR_CLI_OPT_INT, 1, 1024, &threads},
+        {"drain", EAR_CLI_OPT_DOUBLE, 0, 3600, &drain_s},
+        {"home-url", EAR_CLI_OPT_STRING, 1, 2048, &o.home_url},
+    };
+    int first_operand = argc;
+    int parsed = ear_cli_parse_options("serve", argc, argv, options,
+                                       sizeof options / sizeof options[0], serve_help,
+                                       &first_operand);
+    if (parsed >= 0)
+        return parsed;
+    if (first_operand != argc)
+        return ear_cli_usage_error("serve", "unexpected argument '%s'", argv[first_operand]);
+    if (project_dir && (model_path || o.index_path || o.data_dir))
+        return ear_cli_usage_error("serve", "--project takes the place of --model, --index and "
+                                            "--data");
+    if (!project_dir && (!model_path || !o.index_path || !o.data_dir))
+        return ear_cli_usage_error("serve", "--model, --index and --data are required (or "
+                                            "--project)");
+    project proj = {0};
+    if (project_dir) {
+        if (project_paths(project_dir, &proj) != 0) {
+            project_free(&proj);
+            return EAR_EXIT_FAILED;
         }
+        model_path = proj.model;
+        o.data_dir = proj.data;
     }
-    if (optind != argc)
-        return ear_cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-    if (!model_path || !o.index_path || !o.data_dir)
-        return ear_cli_usage_error("serve", "--model, --index and --data are required");
 
     /* Blocked before any thread starts, so that every thread inherits the
      * mask and only sigwait below ever sees these. */
@@ -165,11 +208,28 @@ int ear_cli_serve(int argc, char **argv)
     ear_error err;
     int status = EAR_EXIT_FAILED;
     ear_http_server *server = NULL;
-    ear_nn_model *model = ear_nn_model_load_audio(model_path, &err); /* sounds only */
+    ear_nn_model *model = NULL;
+    /* Both towers when the index holds images (image queries, and sounds against
+     * them, need the image tower too); the audio tower alone otherwise: a
+     * ResNet-50 image tower is most of a model's memory. */
+    int images = 1; /* a project, the original's indexed_db.pt: both towers */
+    if (!project_dir && !ear_query_is_pt(o.index_path)) {
+        ear_index *peek = ear_index_open(o.index_path, NULL, &err);
+        if (!peek) {
+            ear_cli_fail("serve", err.message);
+            goto done;
+        }
+        images = ear_index_rows(peek, EAR_INDEX_IMAGE) > 0;
+        ear_index_close(peek);
+    }
+    model = images ? ear_nn_model_load(model_path, &err)
+                   : ear_nn_model_load_audio(model_path, &err);
     if (!model) {
         ear_cli_fail(model_path, err.message);
         goto done;
     }
+    if (project_dir && project_index(&proj, model, &o.index_path) != 0)
+        goto done;
     server = ear_http_server_start(model, &o, &err);
     if (!server) {
         ear_cli_fail("serve", err.message);
@@ -198,5 +258,6 @@ int ear_cli_serve(int argc, char **argv)
 done:
     ear_http_server_free(server);
     ear_nn_model_free(model);
+    project_free(&proj);
     return status;
 }

@@ -1,6 +1,7 @@
-/* The dataset's files, GET /data/frames/<name> and /data/audio/<name>: opened
- * relative to the folder's descriptor, never by a path, so that no name and no
- * symbolic link can reach outside it; sent by the kernel from the descriptor. */
+/* The dataset's files, GET /data/<path> (nested folders allowed): opened one
+ * segment at a time relative to the root folder's descriptor, never by a path and
+ * never through a symbolic link, so that nothing can reach outside it; sent by
+ * the kernel from the descriptor. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -196,15 +197,49 @@ int ear_http_parse_date(const char *text, time_t *when)
     return 0;
 }
 
+int ear_http_open_data_path(int root_fd, const char *path)
+{
+    if (root_fd < 0 || strlen(path) > 4096)
+        return -1;
+    char segment[256];
+    int dir = root_fd, fd = -1;
+    for (const char *p = path;;) {
+        const char *slash = strchr(p, '/');
+        size_t length = slash ? (size_t)(slash - p) : strlen(p);
+        if (length == 0 || length >= sizeof segment)
+            break;
+        memcpy(segment, p, length);
+        segment[length] = 0;
+        /* Each folder and the file itself as the one-name check allows. */
+        if (!ear_http_file_name_is_safe(segment))
+            break;
+        /* O_NOFOLLOW on every step: a link cannot lead out of the dataset. O_NONBLOCK:
+         * a FIFO put in the folder must not hang the event loop on open. */
+        int next = openat(dir, segment,
+                          (slash ? O_DIRECTORY | O_PATH : O_RDONLY | O_NOCTTY | O_NONBLOCK) |
+                              O_NOFOLLOW | O_CLOEXEC);
+        if (dir != root_fd)
+            close(dir);
+        dir = root_fd;
+        if (next < 0)
+            break;
+        if (!slash) {
+            fd = next;
+            break;
+        }
+        dir = next;
+        p = slash + 1;
+    }
+    if (dir != root_fd)
+        close(dir);
+    return fd;
+}
+
 struct MHD_Response *ear_http_file_response(struct MHD_Connection *connection, int dir_fd,
                                             const char *name, unsigned *status, uint64_t *bytes)
 {
     struct MHD_Response *response = NULL;
-    int fd = -1;
-    if (dir_fd < 0 || !ear_http_file_name_is_safe(name))
-        goto fail;
-    /* O_NONBLOCK: a FIFO put in the folder must not hang the event loop on open. */
-    fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = ear_http_open_data_path(dir_fd, name);
     if (fd < 0)
         goto fail;
     struct stat st;

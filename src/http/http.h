@@ -23,6 +23,7 @@ typedef struct ear_http_options {
     int max_connections;        /* open connections at most */
     const char *index_path;     /* the index, opened (and reopened) with the model's fingerprint */
     const char *data_dir;       /* the dataset: frames/ and audio/ are served from there */
+    const char *home_url;       /* the page's link back to the main site (GET /api/config) */
 } ear_http_options;
 
 typedef struct ear_http_server ear_http_server;

@@ -10,19 +10,22 @@
 
 #include "http/http.h"
 #include "index/index.h"
-#include "index/search.h"
+#include "query/query.h"
 
 /* The routes, as counted by the metrics. */
 typedef enum {
     EAR_HTTP_ROUTE_PAGE,    /* / and /index.html */
     EAR_HTTP_ROUTE_WEB,     /* the page's other files */
     EAR_HTTP_ROUTE_SEARCH,  /* /api/search */
-    EAR_HTTP_ROUTE_FRAMES,  /* /data/frames/<name> */
-    EAR_HTTP_ROUTE_AUDIO,   /* /data/audio/<name> */
+    EAR_HTTP_ROUTE_FRAMES,  /* /data/frames/<path> */
+    EAR_HTTP_ROUTE_AUDIO,   /* /data/audio/<path> */
+    EAR_HTTP_ROUTE_DATA,    /* /data/<any other path> */
     EAR_HTTP_ROUTE_HEALTHZ,
     EAR_HTTP_ROUTE_METRICS,
     EAR_HTTP_ROUTE_REDIRECT, /* /ear to /ear/ */
     EAR_HTTP_ROUTE_EXAMPLES, /* /api/examples */
+    EAR_HTTP_ROUTE_CONFIG,   /* /api/config */
+    EAR_HTTP_ROUTE_QUERY,    /* /query, the original service's search */
     EAR_HTTP_ROUTE_UNKNOWN,
     EAR_HTTP_ROUTE_COUNT
 } ear_http_route;
@@ -89,7 +92,11 @@ void ear_http_format_date(char *out, size_t out_size, time_t when);
 /* Reads an IMF-fixdate; -1 when it is not one. */
 int ear_http_parse_date(const char *text, time_t *when);
 
-/* Reads ?k= (NULL: the default, 8); -1 unless a whole number from 1 to 50. */
+/* Hits a worker keeps: enough for ?k= and for the original's walk of the best 100. */
+#define EAR_HTTP_HITS (EAR_QUERY_ORIGINAL_TOP > EAR_QUERY_MAX_K ? EAR_QUERY_ORIGINAL_TOP \
+                                                                : EAR_QUERY_MAX_K)
+
+/* Reads ?k= (NULL: the default, 8); -1 unless a whole number from 1 to EAR_QUERY_MAX_K. */
 int ear_http_parse_k(const char *text, int *k);
 
 /* The answer of GET /api/examples: up to n items that have a sound, spread
@@ -137,6 +144,9 @@ long long ear_http_resident_bytes(void);
 
 /* ---- responses ---- */
 
+/* GET /api/config's answer, {"home_url":"..."}; malloc'd, NULL when out of memory. */
+char *ear_http_config_json(const char *home_url);
+
 /* The error body of the spec, {"error":{"code":..,"message":..}}; malloc'd, NULL when out of memory. */
 char *ear_http_error_body(const char *code, const char *message);
 
@@ -162,11 +172,13 @@ typedef struct ear_http_index_ref {
  * connection suspended) until the worker resumes the connection. */
 typedef struct ear_http_job {
     struct MHD_Connection *connection;
-    const uint8_t *audio;
-    size_t audio_size;
+    const uint8_t *upload;
+    size_t upload_size;
+    const char *name;       /* the upload's file name (its extension is enough), or NULL */
     const char *received;   /* what the client sent, for error messages */
     int k;
-    ear_index_against against;
+    unsigned kinds;         /* EAR_INDEX_MASK of the kinds searched */
+    int original;           /* POST /query: the original service's answer and errors */
     /* the answer, filled by the worker */
     unsigned status;
     struct MHD_Response *response;
@@ -198,13 +210,14 @@ struct ear_http_server {
     ear_http_options options;   /* the strings below are copies */
     char *index_path;
     char *data_dir;
+    char *config_json;          /* GET /api/config's answer, made once */
     const ear_nn_model *model;
     char url[128];
     int port;
 
     struct MHD_Daemon *daemon;
     int listen_fd;              /* ours until the daemon starts; closed after quiesce */
-    int frames_dir, audio_dir;  /* -1 when the dataset lacks the folder */
+    int data_dir_fd;            /* the dataset's root folder */
 
     pthread_mutex_t index_lock;
     ear_http_index_ref *index;
@@ -219,16 +232,23 @@ struct ear_http_server {
     int stopped;
 };
 
+/* Opens, verifies and wraps the server's index file, holding one reference. */
+ear_http_index_ref *ear_http_index_open(ear_http_server *server, ear_error *err);
+
 /* A reference to the current index; release it when done. */
 ear_http_index_ref *ear_http_index_acquire(ear_http_server *server);
 void ear_http_index_release(ear_http_server *server, ear_http_index_ref *ref);
 
-/* The search itself, run by a worker with its session and hits[50]: fills the
+/* The search itself, run by a worker with its session and hits[EAR_HTTP_HITS]: fills the
  * job's status and response (never NULL on return unless out of memory). */
 void ear_http_run_search(ear_http_server *server, ear_nn_session *session, ear_index_hit *hits,
                          ear_http_job *job);
 
-/* The dataset file response for GET/HEAD of folder/name, honouring
+/* Opens path (segments joined by '/', each one safe by ear_http_file_name_is_safe,
+ * no symbolic link followed) under the folder root_fd for reading; -1 when it cannot. */
+int ear_http_open_data_path(int root_fd, const char *path);
+
+/* The dataset file response for GET/HEAD of a path under the folder dir_fd, honouring
  * If-None-Match, If-Modified-Since and Range; NULL (404) when it cannot be served. */
 struct MHD_Response *ear_http_file_response(struct MHD_Connection *connection, int dir_fd,
                                             const char *name, unsigned *status,

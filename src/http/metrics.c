@@ -13,8 +13,8 @@ static const double bucket_bounds[EAR_HTTP_LATENCY_BUCKETS - 1] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 static const char *const route_names[EAR_HTTP_ROUTE_COUNT] = {
-    "page", "web", "search", "frames", "audio", "healthz", "metrics", "redirect",
-    "examples", "unknown"};
+    "page", "web", "search", "frames", "audio", "data", "healthz", "metrics", "redirect",
+    "examples", "config", "query", "unknown"};
 
 const char *ear_http_route_name(ear_http_route route)
 {

@@ -73,7 +73,7 @@ int ear_http_parse_k(const char *text, int *k)
         return -1;
     char *end;
     long v = strtol(text, &end, 10);
-    if (*end || v < 1 || v > 50)
+    if (*end || v < 1 || v > EAR_QUERY_MAX_K)
         return -1;
     *k = (int)v;
     return 0;

@@ -27,6 +27,16 @@ done:
     return text;
 }
 
+char *ear_http_config_json(const char *home_url)
+{
+    cJSON *root = cJSON_CreateObject();
+    char *text = NULL;
+    if (root && cJSON_AddStringToObject(root, "home_url", home_url))
+        text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
 struct MHD_Response *ear_http_text_response(const char *body, size_t length,
                                             const char *content_type)
 {

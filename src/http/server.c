@@ -38,16 +38,18 @@ typedef struct ear_http_request {
     unsigned status;     /* 0 until an answer is queued */
     uint64_t bytes;      /* of the answer's body */
 
-    /* POST /api/search */
+    /* POST /api/search and POST /query */
     int k;
-    ear_index_against against;
+    unsigned kinds;
     size_t received;     /* body bytes so far, whatever their encoding */
-    uint8_t *body;       /* the audio: the raw body or the multipart field */
+    uint8_t *body;       /* the upload: the raw body or the multipart field */
     size_t body_size, body_capacity;
     struct MHD_PostProcessor *form;
-    int multipart, form_failed, audio_field_seen, audio_field_done, out_of_memory;
-    char part_type[96];  /* the audio field's Content-Type and file name */
+    int multipart, form_failed, field_seen, field_done, out_of_memory;
+    int has_file_name;   /* the field came with a non-empty file name */
+    char part_type[96];  /* the field's Content-Type and file name, for messages */
     char part_name[96];
+    char file_name[256]; /* the field's file name, its end kept when longer */
     char received_text[256];
     int submitted;
     ear_http_job job;
@@ -101,6 +103,26 @@ respond_error(struct MHD_Connection *connection, ear_http_request *req, unsigned
     return respond(connection, req, status, response, bytes);
 }
 
+/* An error of POST /query as the original answered it: {"error": message}. */
+static enum MHD_Result respond_original_error(struct MHD_Connection *connection,
+                                              ear_http_request *req, unsigned status,
+                                              const char *message)
+{
+    char *body = ear_query_original_error_json(message);
+    if (!body)
+        return respond(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, 0);
+    size_t length = strlen(body);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(length, body, MHD_RESPMEM_MUST_FREE);
+    if (!response)
+        free(body);
+    else {
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    return respond(connection, req, status, response, length);
+}
+
 static enum MHD_Result respond_method_not_allowed(struct MHD_Connection *connection,
                                                   ear_http_request *req, const char *allow)
 {
@@ -121,70 +143,6 @@ static enum MHD_Result respond_text(struct MHD_Connection *connection, ear_http_
     if (response)
         MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     return respond(connection, req, MHD_HTTP_OK, response, length);
-}
-
-/* ---- the index ---- */
-
-ear_http_index_ref *ear_http_index_acquire(ear_http_server *server)
-{
-    pthread_mutex_lock(&server->index_lock);
-    ear_http_index_ref *ref = server->index;
-    ref->references++;
-    pthread_mutex_unlock(&server->index_lock);
-    return ref;
-}
-
-void ear_http_index_release(ear_http_server *server, ear_http_index_ref *ref)
-{
-    if (!ref)
-        return;
-    pthread_mutex_lock(&server->index_lock);
-    int last = --ref->references == 0;
-    pthread_mutex_unlock(&server->index_lock);
-    if (last) {
-        ear_index_close(ref->index);
-        free(ref);
-    }
-}
-
-/* Opens, verifies and wraps the index file, holding one reference. */
-static ear_http_index_ref *open_index(ear_http_server *server, ear_error *err)
-{
-    ear_http_index_ref *ref = NULL;
-    ear_index *index = ear_index_open(server->index_path,
-                                      ear_nn_model_fingerprint(server->model), err);
-    if (!index)
-        goto fail;
-    if (ear_index_verify(index, err) != 0)
-        goto fail;
-    if (ear_index_rows(index, EAR_INDEX_FRAMES) == 0 && ear_index_rows(index, EAR_INDEX_SOUNDS) == 0) {
-        ear_error_set(err, "%s: the index holds no embeddings", server->index_path);
-        goto fail;
-    }
-    ref = malloc(sizeof *ref);
-    if (!ref) {
-        ear_error_set(err, "out of memory");
-        goto fail;
-    }
-    ref->index = index;
-    ref->references = 1;
-    return ref;
-fail:
-    ear_index_close(index);
-    return NULL;
-}
-
-int ear_http_server_reload_index(ear_http_server *server, ear_error *err)
-{
-    ear_http_index_ref *fresh = open_index(server, err);
-    if (!fresh)
-        return -1;
-    pthread_mutex_lock(&server->index_lock);
-    ear_http_index_ref *old = server->index;
-    server->index = fresh;
-    pthread_mutex_unlock(&server->index_lock);
-    ear_http_index_release(server, old);
-    return 0;
 }
 
 /* ---- requests ---- */
@@ -379,23 +337,38 @@ static int body_append(ear_http_request *req, const char *data, size_t size)
     return 0;
 }
 
+/* The field that carries the upload: "file" for /query, "audio" or "image" for
+ * /api/search. */
+static int is_upload_field(const ear_http_request *req, const char *key)
+{
+    if (req->route == EAR_HTTP_ROUTE_QUERY)
+        return strcmp(key, "file") == 0;
+    return strcmp(key, "audio") == 0 || strcmp(key, "image") == 0;
+}
+
 static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *filename, const char *content_type,
                                     const char *transfer_encoding, const char *data,
                                     uint64_t offset, size_t size)
 {
     ear_http_request *req = cls;
-    if (!key || strcmp(key, "audio") != 0 || req->audio_field_done)
+    if (!key || !is_upload_field(req, key) || req->field_done)
         return MHD_YES;
-    /* A second field named audio starts again at offset 0: only the first counts. */
-    if (req->audio_field_seen && offset == 0 && req->body_size > 0) {
-        req->audio_field_done = 1;
+    /* A second upload field starts again at offset 0: only the first counts. */
+    if (req->field_seen && offset == 0 && req->body_size > 0) {
+        req->field_done = 1;
         return MHD_YES;
     }
-    if (!req->audio_field_seen) {
-        req->audio_field_seen = 1;
+    if (!req->field_seen) {
+        req->field_seen = 1;
+        req->has_file_name = filename && *filename;
         copy_for_log(req->part_type, sizeof req->part_type, content_type ? content_type : "");
         copy_for_log(req->part_name, sizeof req->part_name, filename ? filename : "");
+        if (filename) {
+            size_t length = strlen(filename);
+            size_t skip = length >= sizeof req->file_name ? length - sizeof req->file_name + 1 : 0;
+            copy_for_log(req->file_name, sizeof req->file_name, filename + skip);
+        }
     }
     if (size && body_append(req, data, size) != 0) {
         req->out_of_memory = 1;
@@ -404,22 +377,57 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* ?kind=audio|image|all, or the older ?against=frames|sounds; images by default,
+ * as against=frames was before sounds were items of their own. */
+static int parse_kinds(struct MHD_Connection *connection, unsigned *kinds, const char **bad)
+{
+    const char *kind = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "kind");
+    const char *against =
+        MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "against");
+    unsigned from_kind = EAR_INDEX_ALL, from_against = EAR_INDEX_ALL;
+    *bad = NULL;
+    if (kind) {
+        if (strcmp(kind, "audio") == 0)
+            from_kind = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
+        else if (strcmp(kind, "image") == 0)
+            from_kind = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
+        else if (strcmp(kind, "all") != 0)
+            return *bad = "kind must be audio, image or all", -1;
+    }
+    if (against) {
+        if (strcmp(against, "frames") == 0)
+            from_against = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
+        else if (strcmp(against, "sounds") == 0)
+            from_against = EAR_INDEX_MASK(EAR_INDEX_AUDIO);
+        else
+            return *bad = "against must be frames or sounds", -1;
+    }
+    *kinds = from_kind & from_against;
+    if (!kind && !against)
+        *kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE);
+    if (*kinds == 0)
+        return *bad = "kind and against ask for different kinds", -1;
+    return 0;
+}
+
 static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_request *req)
 {
     ear_http_server *server = req->server;
-    const char *k_text = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "k");
-    if (ear_http_parse_k(k_text, &req->k) != 0)
-        return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
-                             "k must be a whole number from 1 to 50 (got \"%.40s\")", k_text);
-    const char *against =
-        MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "against");
-    if (!against || strcmp(against, "frames") == 0)
-        req->against = EAR_INDEX_FRAMES;
-    else if (strcmp(against, "sounds") == 0)
-        req->against = EAR_INDEX_SOUNDS;
-    else
-        return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
-                             "against must be frames or sounds (got \"%.40s\")", against);
+    int original = req->route == EAR_HTTP_ROUTE_QUERY;
+    if (original) {
+        req->k = EAR_QUERY_ORIGINAL_TOP;
+        req->kinds = EAR_INDEX_ALL;
+    } else {
+        const char *k_text = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "k");
+        if (ear_http_parse_k(k_text, &req->k) != 0)
+            return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                 "k must be a whole number from 1 to %d (got \"%.40s\")",
+                                 EAR_QUERY_MAX_K, k_text);
+        const char *bad;
+        if (parse_kinds(connection, &req->kinds, &bad) != 0)
+            return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request", "%s",
+                                 bad);
+    }
 
     const char *length_text = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -428,10 +436,16 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
         char *end;
         errno = 0;
         unsigned long long declared = strtoull(length_text, &end, 10);
-        if (errno == 0 && end != length_text && declared > server->options.max_upload)
-            return respond_error(connection, req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
-                                 "the body is %llu bytes; at most %zu are accepted", declared,
-                                 server->options.max_upload);
+        if (errno == 0 && end != length_text && declared > server->options.max_upload) {
+            char message[160];
+            snprintf(message, sizeof message, "the body is %llu bytes; at most %zu are accepted",
+                     declared, server->options.max_upload);
+            if (original)
+                return respond_original_error(connection, req, MHD_HTTP_CONTENT_TOO_LARGE,
+                                              message);
+            return respond_error(connection, req, MHD_HTTP_CONTENT_TOO_LARGE,
+                                 "payload_too_large", "%s", message);
+        }
         if (errno == 0 && end != length_text && declared > 0) {
             req->body = malloc(declared);
             if (!req->body)
@@ -445,6 +459,8 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
     if (type && strncasecmp(type, "multipart/form-data", 19) == 0) {
         req->multipart = 1;
         req->form = MHD_create_post_processor(connection, 16 * 1024, on_form_part, req);
+        if (!req->form && original)
+            return respond_original_error(connection, req, MHD_HTTP_BAD_REQUEST, "No file");
         if (!req->form)
             return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
                                  "a multipart/form-data body needs a boundary");
@@ -463,7 +479,8 @@ static enum MHD_Result refuse_during_body(struct MHD_Connection *connection, ear
                                          unsigned status, const char *status_line,
                                          const char *code, const char *message)
 {
-    char *body = ear_http_error_body(code, message);
+    char *body = req->route == EAR_HTTP_ROUTE_QUERY ? ear_query_original_error_json(message)
+                                                    : ear_http_error_body(code, message);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (body && info) {
@@ -541,17 +558,25 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
             req->form_failed = 1;
         req->form = NULL;
     }
+    int original = req->route == EAR_HTTP_ROUTE_QUERY;
+    if (original && req->out_of_memory)
+        return respond_original_error(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                      "out of memory while receiving the body");
     if (req->out_of_memory)
         return respond_error(connection, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
                              "out of memory while receiving the body");
-    if (req->multipart && (req->form_failed || !req->audio_field_seen))
+    /* The original: no "file" field, or one without a file name, is "No file". */
+    if (original && (!req->multipart || !req->field_seen || !req->has_file_name))
+        return respond_original_error(connection, req, MHD_HTTP_BAD_REQUEST, "No file");
+    if (req->multipart && (req->form_failed || !req->field_seen))
         return respond_error(connection, req, MHD_HTTP_BAD_REQUEST, "bad_request",
                              req->form_failed
                                  ? "the multipart/form-data body could not be read"
-                                 : "the multipart/form-data body has no \"audio\" field");
+                                 : "the multipart/form-data body has no \"audio\" or \"image\" "
+                                   "field");
     char what[256];
     if (req->multipart)
-        snprintf(what, sizeof what, "%zu bytes in the audio field (%s%s%s)", req->body_size,
+        snprintf(what, sizeof what, "%zu bytes in the upload field (%s%s%s)", req->body_size,
                  req->part_type[0] ? req->part_type : "no Content-Type",
                  req->part_name[0] ? ", file " : "", req->part_name);
     else
@@ -559,14 +584,24 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
     snprintf(req->received_text, sizeof req->received_text, "%s", what);
 
     req->job.connection = connection;
-    req->job.audio = req->body;
-    req->job.audio_size = req->body_size;
+    req->job.upload = req->body;
+    req->job.upload_size = req->body_size;
+    req->job.name = req->file_name[0] ? req->file_name : NULL;
     req->job.received = req->received_text;
     req->job.k = req->k;
-    req->job.against = req->against;
+    req->job.kinds = req->kinds;
+    req->job.original = original;
     req->submitted = 1;
     if (ear_http_pool_submit(server->pool, &req->job) != 0) {
         req->submitted = 0;
+        if (original) {
+            char message[160];
+            snprintf(message, sizeof message,
+                     "every worker is busy and %d searches are already waiting",
+                     server->options.queue);
+            return respond_original_error(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                          message);
+        }
         return respond_error(connection, req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
                              "every worker is busy and %d searches are already waiting",
                              server->options.queue);
@@ -626,19 +661,26 @@ static enum MHD_Result answer_route(struct MHD_Connection *connection, ear_http_
             return respond_method_not_allowed(connection, req, "GET, HEAD");
         return answer_metrics(connection, req);
     }
+    if (strcmp(path, "/api/config") == 0) {
+        req->route = EAR_HTTP_ROUTE_CONFIG;
+        if (!read)
+            return respond_method_not_allowed(connection, req, "GET, HEAD");
+        return respond_text(connection, req, server->config_json, strlen(server->config_json),
+                            "application/json");
+    }
     if (strcmp(path, "/api/examples") == 0) {
         req->route = EAR_HTTP_ROUTE_EXAMPLES;
         if (!read)
             return respond_method_not_allowed(connection, req, "GET, HEAD");
         return answer_examples(connection, req);
     }
-    if (strncmp(path, "/data/frames/", 13) == 0 || strncmp(path, "/data/audio/", 12) == 0) {
-        int frames = path[6] == 'f';
-        req->route = frames ? EAR_HTTP_ROUTE_FRAMES : EAR_HTTP_ROUTE_AUDIO;
+    if (strncmp(path, "/data/", 6) == 0) {
+        req->route = strncmp(path, "/data/frames/", 13) == 0  ? EAR_HTTP_ROUTE_FRAMES
+                     : strncmp(path, "/data/audio/", 12) == 0 ? EAR_HTTP_ROUTE_AUDIO
+                                                              : EAR_HTTP_ROUTE_DATA;
         if (!read)
             return respond_method_not_allowed(connection, req, "GET, HEAD");
-        return answer_file(connection, req, frames ? server->frames_dir : server->audio_dir,
-                           path + (frames ? 13 : 12));
+        return answer_file(connection, req, server->data_dir_fd, path + 6);
     }
     const ear_http_asset *asset = NULL;
     if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
@@ -667,8 +709,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (!req)
             return MHD_NO;
         *state = req;
-        if (strcmp(route_path(url), "/api/search") == 0) {
-            req->route = EAR_HTTP_ROUTE_SEARCH;
+        const char *path = route_path(url);
+        if (strcmp(path, "/api/search") == 0 || strcmp(path, "/query") == 0) {
+            req->route = path[1] == 'q' ? EAR_HTTP_ROUTE_QUERY : EAR_HTTP_ROUTE_SEARCH;
             if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
                 return respond_method_not_allowed(connection, req, "POST");
             return begin_search(connection, req);
@@ -681,7 +724,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             return answer_route(connection, req, url, method);
         return MHD_YES;
     }
-    if (req->route == EAR_HTTP_ROUTE_SEARCH)
+    if (req->route == EAR_HTTP_ROUTE_SEARCH || req->route == EAR_HTTP_ROUTE_QUERY)
         return continue_search(connection, req, upload_data, upload_data_size);
     if (*upload_data_size > 0)
         return MHD_NO; /* a body that its headers did not announce */
@@ -720,6 +763,7 @@ void ear_http_options_default(ear_http_options *o)
     o->idle_timeout_s = 30;
     o->body_timeout_s = 120;
     o->max_connections = 1000;
+    o->home_url = "/";
 }
 
 /* Binds and listens on host:port; fills the bound port and the URL. */
@@ -780,16 +824,6 @@ fail:
     return -1;
 }
 
-/* Opens DIR/name as a directory; -1 (and a note) when the dataset has none. */
-static int open_data_folder(int data_fd, const char *data_dir, const char *name)
-{
-    int fd = openat(data_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        fprintf(stderr, "ear serve: %s/%s: %s; /data/%s/ will answer 404\n", data_dir, name,
-                strerror(errno), name);
-    return fd;
-}
-
 static int check_options(const ear_http_options *o, ear_error *err)
 {
     if (!o->index_path || !o->data_dir)
@@ -821,8 +855,8 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
 {
     if (check_options(o, err) != 0)
         return NULL;
-    if (!ear_nn_model_config(model)->has_audio) {
-        ear_error_set(err, "the model has no audio tower: it cannot answer searches");
+    if (!ear_nn_model_config(model)->has_audio && !ear_nn_model_config(model)->has_image) {
+        ear_error_set(err, "the model has no tower: it cannot answer searches");
         return NULL;
     }
     ear_http_server *server = calloc(1, sizeof *server);
@@ -832,7 +866,7 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
     }
     server->options = *o;
     server->model = model;
-    server->listen_fd = server->frames_dir = server->audio_dir = -1;
+    server->listen_fd = server->data_dir_fd = -1;
     if (pthread_mutex_init(&server->lock, NULL) != 0 ||
         pthread_mutex_init(&server->index_lock, NULL) != 0) {
         /* glibc's mutexes cannot fail to initialise; this keeps the free path simple. */
@@ -845,7 +879,6 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_cond_init(&server->idle, &monotonic);
     pthread_condattr_destroy(&monotonic);
-    int data_fd = -1;
     /* From here ear_http_server_free undoes whatever was done. */
     if (ear_http_metrics_init(&server->metrics, err) != 0)
         goto fail;
@@ -855,22 +888,24 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
         ear_error_set(err, "out of memory");
         goto fail;
     }
+    server->config_json = ear_http_config_json(o->home_url ? o->home_url : "/");
+    if (!server->config_json) {
+        ear_error_set(err, "out of memory");
+        goto fail;
+    }
+    server->options.home_url = NULL; /* in config_json; the caller's string is not kept */
     server->options.index_path = server->index_path;
     server->options.data_dir = server->data_dir;
     server->options.host = NULL; /* only needed to listen, below; not kept */
 
-    server->index = open_index(server, err);
+    server->index = ear_http_index_open(server, err);
     if (!server->index)
         goto fail;
-    data_fd = open(o->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (data_fd < 0) {
+    server->data_dir_fd = open(o->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (server->data_dir_fd < 0) {
         ear_error_set(err, "%s: %s", o->data_dir, strerror(errno));
         goto fail;
     }
-    server->frames_dir = open_data_folder(data_fd, o->data_dir, "frames");
-    server->audio_dir = open_data_folder(data_fd, o->data_dir, "audio");
-    close(data_fd);
-    data_fd = -1;
 
     server->pool = ear_http_pool_start(server, model, o->workers, o->queue, err);
     if (!server->pool)
@@ -898,8 +933,6 @@ ear_http_server *ear_http_server_start(const ear_nn_model *model, const ear_http
     }
     return server;
 fail:
-    if (data_fd >= 0)
-        close(data_fd);
     ear_http_server_free(server);
     return NULL;
 }
@@ -964,15 +997,14 @@ void ear_http_server_free(ear_http_server *server)
     ear_http_index_release(server, server->index);
     if (server->listen_fd >= 0)
         close(server->listen_fd);
-    if (server->frames_dir >= 0)
-        close(server->frames_dir);
-    if (server->audio_dir >= 0)
-        close(server->audio_dir);
+    if (server->data_dir_fd >= 0)
+        close(server->data_dir_fd);
     ear_http_metrics_destroy(&server->metrics);
     pthread_cond_destroy(&server->idle);
     pthread_mutex_destroy(&server->index_lock);
     pthread_mutex_destroy(&server->lock);
     free(server->index_path);
     free(server->data_dir);
+    free(server->config_json);
     free(server);
 }

@@ -8,12 +8,10 @@
 
 #include "http/internal.h"
 
-#define EAR_HTTP_MAX_K 50
-
 typedef struct ear_http_worker {
     ear_http_pool *pool;
     ear_nn_session *session;
-    ear_index_hit hits[EAR_HTTP_MAX_K];
+    ear_index_hit hits[EAR_HTTP_HITS];
     pthread_t thread;
     int started;
 } ear_http_worker;
@@ -29,16 +27,19 @@ struct ear_http_pool {
     int worker_count;
 };
 
-static const char *search_error_code(ear_search_status status, unsigned *http_status)
+static const char *search_error_code(ear_query_status status, unsigned *http_status)
 {
     switch (status) {
-    case EAR_SEARCH_UNDECODABLE:
+    case EAR_QUERY_UNDECODABLE:
         *http_status = MHD_HTTP_BAD_REQUEST;
         return "undecodable_audio";
-    case EAR_SEARCH_TOO_SHORT:
+    case EAR_QUERY_BAD_IMAGE:
+        *http_status = MHD_HTTP_BAD_REQUEST;
+        return "undecodable_image";
+    case EAR_QUERY_TOO_SHORT:
         *http_status = MHD_HTTP_UNPROCESSABLE_CONTENT;
         return "audio_too_short";
-    case EAR_SEARCH_BAD_REQUEST:
+    case EAR_QUERY_BAD_REQUEST:
         *http_status = MHD_HTTP_BAD_REQUEST;
         return "bad_request";
     default:
@@ -47,55 +48,90 @@ static const char *search_error_code(ear_search_status status, unsigned *http_st
     }
 }
 
+/* The original's status and message for a failed /query (original.md, HTTP):
+ * an upload that is neither a readable image nor a sound is "Unsupported file
+ * type" unless its name says sound, when the original's ffmpeg would have
+ * failed; an unreadable image was its PIL exception, a 500 with the text. */
+static const char *original_error(ear_query_status status, const ear_http_job *job,
+                                  const char *message, unsigned *http_status)
+{
+    *http_status = MHD_HTTP_BAD_REQUEST;
+    switch (status) {
+    case EAR_QUERY_UNDECODABLE:
+        return ear_query_name_kind(job->name) == EAR_INDEX_AUDIO
+                   ? "Audio conversion failed (FFmpeg error)"
+                   : "Unsupported file type";
+    case EAR_QUERY_TOO_SHORT:
+    case EAR_QUERY_BAD_REQUEST:
+        return message;
+    default:
+        *http_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        return message;
+    }
+}
+
+static struct MHD_Response *json_response(char *json, uint64_t *bytes)
+{
+    if (!json)
+        return NULL;
+    *bytes = strlen(json);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(*bytes, json, MHD_RESPMEM_MUST_FREE);
+    if (!response) {
+        free(json);
+        return NULL;
+    }
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return response;
+}
+
 void ear_http_run_search(ear_http_server *server, ear_nn_session *session, ear_index_hit *hits,
                          ear_http_job *job)
 {
     ear_error err = {{0}};
     ear_http_index_ref *ref = ear_http_index_acquire(server);
-    ear_search_request request = {
+    ear_query_request request = {
         .model = server->model,
-        .audio = job->audio,
-        .audio_size = job->audio_size,
-        .against = job->against,
+        .upload = {.data = job->upload, .size = job->upload_size, .name = job->name,
+                   .kind = -1, .max_seconds = server->options.max_seconds},
+        .kinds = job->kinds,
         .k = job->k,
-        .max_seconds = server->options.max_seconds,
     };
-    ear_search_result result = {.hits = hits};
-    ear_search_status status = ear_search_run(session, ref->index, &request, &result, &err);
+    ear_query_result result = {.hits = hits};
+    ear_query_status status = ear_query_run(session, ref->index, &request, &result, &err);
     job->response = NULL;
-    if (status == EAR_SEARCH_OK) {
-        char *json = ear_search_result_json(ref->index, &result);
-        if (json) {
-            job->response_bytes = strlen(json);
-            job->response =
-                MHD_create_response_from_buffer(job->response_bytes, json, MHD_RESPMEM_MUST_FREE);
-            if (job->response) {
-                MHD_add_response_header(job->response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                        "application/json");
-                MHD_add_response_header(job->response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-            } else {
-                free(json);
-            }
-        }
+    if (status == EAR_QUERY_OK) {
+        char *json = job->original ? ear_query_original_json(ref->index, result.query.kind, hits,
+                                                             result.found)
+                                   : ear_query_search_json(ref->index, &result);
+        job->response = json_response(json, &job->response_bytes);
         job->status = MHD_HTTP_OK;
         if (!job->response) {
-            status = EAR_SEARCH_INTERNAL;
+            status = EAR_QUERY_INTERNAL;
             ear_error_set(&err, "out of memory while writing the answer");
         }
     }
     ear_http_index_release(server, ref);
-    if (status == EAR_SEARCH_OK)
+    if (status == EAR_QUERY_OK)
         return;
-
+    if (status == EAR_QUERY_INTERNAL)
+        fprintf(stderr, "ear serve: search failed: %s\n", err.message);
+    if (job->original) {
+        const char *message = original_error(status, job, err.message, &job->status);
+        job->response = json_response(ear_query_original_error_json(message),
+                                      &job->response_bytes);
+        return;
+    }
     char message[EAR_ERROR_SIZE + 160];
     const char *code = search_error_code(status, &job->status);
-    if (status == EAR_SEARCH_UNDECODABLE)
-        snprintf(message, sizeof message, "received %s, which is not audio that can be decoded: %s",
+    if (status == EAR_QUERY_UNDECODABLE)
+        snprintf(message, sizeof message,
+                 "received %s, which is neither an image (JPEG, PNG) nor audio that can be "
+                 "decoded: %s",
                  job->received, err.message);
     else
         snprintf(message, sizeof message, "%s", err.message);
-    if (status == EAR_SEARCH_INTERNAL)
-        fprintf(stderr, "ear serve: search failed: %s\n", err.message);
     job->response = ear_http_error_response(code, message, &job->response_bytes);
 }
 

@@ -75,6 +75,18 @@ static void row_to_rgb(const uint8_t *in, int channels, int width, uint8_t *out)
     }
 }
 
+/* One row of 2 (gray, alpha) or 4 (RGBA) channels to RGB, the alpha dropped. */
+static void row_to_rgb_dropping_alpha(const uint8_t *in, int channels, int width, uint8_t *out)
+{
+    for (int x = 0; x < width; x++, out += 3) {
+        if (channels == 2) {
+            out[0] = out[1] = out[2] = in[2 * x];
+        } else {
+            memcpy(out, in + 4 * x, 3);
+        }
+    }
+}
+
 /* PIL's CMYK -> RGB (libImaging/Convert.c cmyk2rgb) on PIL's "CMYK;I" samples:
  * it reads every 4-channel JPEG as Adobe-inverted, and so does this. */
 static void cmyk_row_to_rgb(const uint8_t *in, int width, uint8_t *out)
@@ -205,6 +217,7 @@ typedef struct png_decoder {
     size_t size, offset;
     uint8_t *pixels; /* one row, or the whole image when interlaced */
     uint8_t *rgb;
+    uint8_t *raw; /* the colour with the alpha dropped, for an image with alpha */
     char message[256];
 } png_decoder;
 
@@ -264,7 +277,10 @@ static int png_decode_into(png_decoder *d, ear_image *img, ear_error *err)
                              channels, row_bytes);
     d->rgb = malloc((size_t)width * height * 3);
     d->pixels = malloc(row_bytes * (passes > 1 ? height : 1));
-    if (!d->rgb || !d->pixels)
+    /* With alpha, also the colour with the alpha dropped (PIL's convert("RGB")). */
+    if (channels == 2 || channels == 4)
+        d->raw = malloc((size_t)width * height * 3);
+    if (!d->rgb || !d->pixels || ((channels == 2 || channels == 4) && !d->raw))
         return ear_error_set(err, "out of memory for a %lu x %lu PNG", (unsigned long)width,
                              (unsigned long)height);
     for (int pass = 0; pass < passes; pass++) {
@@ -272,14 +288,19 @@ static int png_decode_into(png_decoder *d, ear_image *img, ear_error *err)
             /* Interlaced passes fill in the same full image row by row. */
             uint8_t *row = passes > 1 ? d->pixels + y * row_bytes : d->pixels;
             png_read_row(d->png, row, NULL);
-            if (pass == passes - 1)
+            if (pass == passes - 1) {
                 row_to_rgb(row, channels, (int)width, d->rgb + (size_t)y * width * 3);
+                if (d->raw)
+                    row_to_rgb_dropping_alpha(row, channels, (int)width,
+                                              d->raw + (size_t)y * width * 3);
+            }
         }
     }
     img->width = (int)width;
     img->height = (int)height;
     img->rgb = d->rgb;
-    d->rgb = NULL;
+    img->rgb_alpha_dropped = d->raw;
+    d->rgb = d->raw = NULL;
     return 0;
 }
 
@@ -303,6 +324,7 @@ done:
         png_destroy_read_struct(&d.png, d.info ? &d.info : NULL, NULL);
     free(d.pixels);
     free(d.rgb);
+    free(d.raw);
     return rc;
 }
 
@@ -348,5 +370,6 @@ void ear_image_free(ear_image *img)
     if (!img)
         return;
     free(img->rgb);
+    free(img->rgb_alpha_dropped);
     memset(img, 0, sizeof *img);
 }

@@ -17,6 +17,9 @@
 typedef struct ear_image {
     int width, height;
     uint8_t *rgb; /* width * height * 3 bytes, interleaved RGB, malloc'd */
+    /* For a PNG with alpha (RGBA, gray+alpha, palette with tRNS): the colour with the alpha
+     * dropped, as PIL's convert("RGB") gives it (what the original's model saw); else NULL. */
+    uint8_t *rgb_alpha_dropped;
 } ear_image;
 
 /* Decodes a JPEG or PNG held in memory (type found from the bytes) to RGB:
@@ -32,5 +35,13 @@ void ear_image_free(ear_image *img);
  * 1 to EAR_IMAGE_MAX_CROP. */
 int ear_image_preprocess(const ear_image *img, int size, const float mean[3], const float std[3],
                          float *out, ear_error *err);
+
+/* As torchvision's transforms on a PIL image (ResNet50_Weights.IMAGENET1K_V2.transforms()):
+ * PIL's convert("RGB") (alpha dropped), the shorter side to resize with PIL's antialiased
+ * bilinear resample in 8-bit fixed point (libImaging/Resample.c, horizontal pass first, rounded
+ * to 8 bits between the passes), centre crop crop x crop (Python's round), x / 255, then
+ * (x - mean) / std: out is CHW float [3][crop][crop]. crop <= resize <= EAR_IMAGE_MAX_CROP. */
+int ear_image_preprocess_pil(const ear_image *img, int resize, int crop, const float mean[3],
+                             const float std[3], float *out, ear_error *err);
 
 #endif

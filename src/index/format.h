@@ -10,9 +10,9 @@
 #error "the index file is little-endian and mapped as it is: big-endian hosts need to swap"
 #endif
 
-#define EAR_INDEX_VERSION 1
+#define EAR_INDEX_VERSION 2
 #define EAR_INDEX_HEADER_SIZE 256
-#define EAR_INDEX_ITEM_SIZE 40
+#define EAR_INDEX_ITEM_SIZE 24
 #define EAR_INDEX_ALIGN 64
 #define EAR_INDEX_NO_STRING UINT64_MAX
 #define EAR_INDEX_NO_ROW UINT32_MAX
@@ -26,27 +26,25 @@ enum {
     EAR_INDEX_AT_ITEM_COUNT = 32,     /* u64 */
     EAR_INDEX_AT_DIM = 40,            /* u32 */
     EAR_INDEX_AT_DTYPE = 44,          /* u32: ear_index_dtype */
-    EAR_INDEX_AT_FRAME_ROWS = 48,     /* u64 */
-    EAR_INDEX_AT_SOUND_ROWS = 56,     /* u64 */
+    EAR_INDEX_AT_IMAGE_ROWS = 48,     /* u64 */
+    EAR_INDEX_AT_AUDIO_ROWS = 56,     /* u64 */
     EAR_INDEX_AT_FILE_SIZE = 64,      /* u64 */
     EAR_INDEX_AT_ITEMS = 72,          /* u64 offset of the item table */
     EAR_INDEX_AT_STRINGS = 80,        /* u64 offset of the strings */
     EAR_INDEX_AT_STRINGS_SIZE = 88,   /* u64 */
-    EAR_INDEX_AT_FRAMES = 96,         /* u64 offset of the frames matrix */
-    EAR_INDEX_AT_FRAME_MAP = 104,     /* u64 offset of the frames' row -> item map */
-    EAR_INDEX_AT_SOUNDS = 112,        /* u64 offset of the sounds matrix */
-    EAR_INDEX_AT_SOUND_MAP = 120,     /* u64 offset of the sounds' row -> item map */
+    EAR_INDEX_AT_IMAGES = 96,         /* u64 offset of the images' matrix */
+    EAR_INDEX_AT_IMAGE_MAP = 104,     /* u64 offset of the images' row -> item map */
+    EAR_INDEX_AT_AUDIOS = 112,        /* u64 offset of the sounds' matrix */
+    EAR_INDEX_AT_AUDIO_MAP = 120,     /* u64 offset of the sounds' row -> item map */
     EAR_INDEX_AT_CHECKSUM = 248       /* u64 FNV-1a of bytes [0, 248) */
 };
 
-/* Byte offsets inside one item record. */
+/* Byte offsets inside one item record (version 2: one file, one kind, one vector). */
 enum {
-    EAR_INDEX_ITEM_ID = 0,        /* u64 offset into the strings */
-    EAR_INDEX_ITEM_LABEL = 8,     /* u64 */
-    EAR_INDEX_ITEM_FRAME = 16,    /* u64, EAR_INDEX_NO_STRING when the item has no frame file */
-    EAR_INDEX_ITEM_AUDIO = 24,    /* u64, EAR_INDEX_NO_STRING when the item has no sound file */
-    EAR_INDEX_ITEM_FRAME_ROW = 32, /* u32, EAR_INDEX_NO_ROW when no frame embedding */
-    EAR_INDEX_ITEM_SOUND_ROW = 36  /* u32, EAR_INDEX_NO_ROW when no sound embedding */
+    EAR_INDEX_ITEM_PATH = 0,   /* u64 offset into the strings: path under the dataset root */
+    EAR_INDEX_ITEM_LABEL = 8,  /* u64 */
+    EAR_INDEX_ITEM_KIND = 16,  /* u32: ear_index_kind */
+    EAR_INDEX_ITEM_ROW = 20    /* u32: the item's row in its kind's matrix */
 };
 
 static inline uint32_t ear_index_get_u32(const uint8_t *p)

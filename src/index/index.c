@@ -35,12 +35,18 @@ struct ear_index {
     const uint8_t *items;
     const char *strings;
     uint64_t strings_size;
-    index_kind kinds[2];
+    index_kind kinds[EAR_INDEX_KINDS];
 };
 
-static const char *kind_name(ear_index_against against)
+const char *ear_index_kind_name(ear_index_kind kind)
 {
-    return against == EAR_INDEX_SOUNDS ? "sound" : "frame";
+    return kind == EAR_INDEX_AUDIO ? "audio" : kind == EAR_INDEX_IMAGE ? "image" : NULL;
+}
+
+static const char *kind_name(ear_index_kind kind)
+{
+    const char *name = ear_index_kind_name(kind);
+    return name ? name : "unknown";
 }
 
 /* Whether [offset, offset + count * unit) lies inside a file of size bytes,
@@ -66,6 +72,13 @@ static int read_header(ear_index *idx, const char *path, ear_error *err)
     const uint8_t *h = idx->map;
     uint64_t size = idx->size;
     uint32_t version = ear_index_get_u32(h + EAR_INDEX_AT_VERSION);
+    if (version == 1)
+        return ear_error_set(err,
+                             "%s: an index of format version 1 (frames and sounds paired by "
+                             "id), this ear reads version %d (one item per file, any kind): "
+                             "rebuild it with `ear index` (`ear serve --project` rebuilds a "
+                             "project's index itself)",
+                             path, EAR_INDEX_VERSION);
     if (version != EAR_INDEX_VERSION)
         return ear_error_set(err,
                              "%s: index format version %u, this ear reads version %d "
@@ -120,14 +133,15 @@ static int read_header(ear_index *idx, const char *path, ear_error *err)
     idx->strings = (const char *)h + strings;
     idx->strings_size = strings_size;
 
-    static const int at_rows[2] = {EAR_INDEX_AT_FRAME_ROWS, EAR_INDEX_AT_SOUND_ROWS};
-    static const int at_matrix[2] = {EAR_INDEX_AT_FRAMES, EAR_INDEX_AT_SOUNDS};
-    static const int at_map[2] = {EAR_INDEX_AT_FRAME_MAP, EAR_INDEX_AT_SOUND_MAP};
-    for (int kind = 0; kind < 2; kind++) {
+    static const int at_rows[2] = {EAR_INDEX_AT_IMAGE_ROWS, EAR_INDEX_AT_AUDIO_ROWS};
+    static const int at_matrix[2] = {EAR_INDEX_AT_IMAGES, EAR_INDEX_AT_AUDIOS};
+    static const int at_map[2] = {EAR_INDEX_AT_IMAGE_MAP, EAR_INDEX_AT_AUDIO_MAP};
+    uint64_t total_rows = 0;
+    for (int kind = 0; kind < EAR_INDEX_KINDS; kind++) {
         uint64_t rows = ear_index_get_u64(h + at_rows[kind]);
         uint64_t matrix = ear_index_get_u64(h + at_matrix[kind]);
         uint64_t map = ear_index_get_u64(h + at_map[kind]);
-        const char *name = kind_name((ear_index_against)kind);
+        const char *name = kind_name((ear_index_kind)kind);
         if (rows > count)
             return ear_error_set(err, "%s: corrupt index: %llu %s rows for %llu items", path,
                                  (unsigned long long)rows, name, (unsigned long long)count);
@@ -140,7 +154,11 @@ static int read_header(ear_index *idx, const char *path, ear_error *err)
         idx->kinds[kind].matrix = h + matrix;
         idx->kinds[kind].items = (const uint32_t *)(const void *)(h + map);
         idx->kinds[kind].rows = (size_t)rows;
+        total_rows += rows;
     }
+    if (total_rows != count)
+        return ear_error_set(err, "%s: corrupt index: %llu rows for %llu items", path,
+                             (unsigned long long)total_rows, (unsigned long long)count);
     return 0;
 }
 
@@ -221,10 +239,9 @@ const char *ear_index_model_fingerprint(const ear_index *idx) { return idx->fing
 ear_index_dtype ear_index_element_type(const ear_index *idx) { return idx->dtype; }
 uint64_t ear_index_file_size(const ear_index *idx) { return idx->size; }
 
-size_t ear_index_rows(const ear_index *idx, ear_index_against against)
+size_t ear_index_rows(const ear_index *idx, ear_index_kind kind)
 {
-    return against == EAR_INDEX_SOUNDS || against == EAR_INDEX_FRAMES ? idx->kinds[against].rows
-                                                                      : 0;
+    return kind == EAR_INDEX_IMAGE || kind == EAR_INDEX_AUDIO ? idx->kinds[kind].rows : 0;
 }
 
 static const uint8_t *item_record(const ear_index *idx, size_t item)
@@ -232,22 +249,20 @@ static const uint8_t *item_record(const ear_index *idx, size_t item)
     return item < idx->count ? idx->items + item * EAR_INDEX_ITEM_SIZE : NULL;
 }
 
-/* The string at a field of the item's record; NULL when absent, "" when the
- * offset is corrupt (ear_index_verify reports it). */
+/* The string at a field of the item's record; NULL when out of range, "" when
+ * the offset is corrupt (ear_index_verify reports it). */
 static const char *item_string(const ear_index *idx, size_t item, int field)
 {
     const uint8_t *record = item_record(idx, item);
     if (!record)
         return NULL;
     uint64_t at = ear_index_get_u64(record + field);
-    if (at == EAR_INDEX_NO_STRING)
-        return NULL;
     return at < idx->strings_size ? idx->strings + at : "";
 }
 
-const char *ear_index_item_id(const ear_index *idx, size_t item)
+const char *ear_index_item_path(const ear_index *idx, size_t item)
 {
-    return item_string(idx, item, EAR_INDEX_ITEM_ID);
+    return item_string(idx, item, EAR_INDEX_ITEM_PATH);
 }
 
 const char *ear_index_item_label(const ear_index *idx, size_t item)
@@ -255,43 +270,53 @@ const char *ear_index_item_label(const ear_index *idx, size_t item)
     return item_string(idx, item, EAR_INDEX_ITEM_LABEL);
 }
 
-const char *ear_index_item_frame(const ear_index *idx, size_t item)
-{
-    return item_string(idx, item, EAR_INDEX_ITEM_FRAME);
-}
-
-const char *ear_index_item_audio(const ear_index *idx, size_t item)
-{
-    return item_string(idx, item, EAR_INDEX_ITEM_AUDIO);
-}
-
-static uint32_t item_row(const ear_index *idx, size_t item, ear_index_against against)
+int ear_index_item_kind(const ear_index *idx, size_t item)
 {
     const uint8_t *record = item_record(idx, item);
     if (!record)
-        return EAR_INDEX_NO_ROW;
-    return ear_index_get_u32(record + (against == EAR_INDEX_SOUNDS ? EAR_INDEX_ITEM_SOUND_ROW
-                                                                    : EAR_INDEX_ITEM_FRAME_ROW));
+        return -1;
+    uint32_t kind = ear_index_get_u32(record + EAR_INDEX_ITEM_KIND);
+    return kind < EAR_INDEX_KINDS ? (int)kind : -1;
 }
 
-int ear_index_item_has(const ear_index *idx, size_t item, ear_index_against against)
+/* The first item whose path is >= key (count when none). */
+static size_t lower_bound(const ear_index *idx, const char *key)
 {
-    uint32_t row = item_row(idx, item, against);
-    return row != EAR_INDEX_NO_ROW && row < idx->kinds[against].rows;
+    size_t low = 0, high = idx->count;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        if (strcmp(ear_index_item_path(idx, mid), key) < 0)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    return low;
 }
 
-int ear_index_item_embedding(const ear_index *idx, size_t item, ear_index_against against,
-                             float *out, ear_error *err)
+long long ear_index_find_path(const ear_index *idx, const char *path)
 {
-    if (against != EAR_INDEX_FRAMES && against != EAR_INDEX_SOUNDS)
-        return ear_error_set(err, "unknown embedding kind %d", (int)against);
+    size_t at = lower_bound(idx, path);
+    return at < idx->count && strcmp(ear_index_item_path(idx, at), path) == 0 ? (long long)at
+                                                                              : -1;
+}
+
+long long ear_index_find_prefix(const ear_index *idx, const char *prefix)
+{
+    size_t at = lower_bound(idx, prefix);
+    return at < idx->count && strncmp(ear_index_item_path(idx, at), prefix, strlen(prefix)) == 0
+               ? (long long)at
+               : -1;
+}
+
+int ear_index_item_embedding(const ear_index *idx, size_t item, float *out, ear_error *err)
+{
     if (item >= idx->count)
         return ear_error_set(err, "item %zu out of range (%zu items)", item, idx->count);
-    if (!ear_index_item_has(idx, item, against))
-        return ear_error_set(err, "item '%s' has no %s embedding", ear_index_item_id(idx, item),
-                             kind_name(against));
-    size_t row = item_row(idx, item, against);
-    const uint8_t *at = idx->kinds[against].matrix + row * (size_t)idx->dim * idx->element_size;
+    int kind = ear_index_item_kind(idx, item);
+    uint32_t row = ear_index_get_u32(item_record(idx, item) + EAR_INDEX_ITEM_ROW);
+    if (kind < 0 || row >= idx->kinds[kind].rows)
+        return ear_error_set(err, "corrupt index: item %zu's kind or row is out of range", item);
+    const uint8_t *at = idx->kinds[kind].matrix + row * (size_t)idx->dim * idx->element_size;
     if (idx->dtype == EAR_INDEX_F32) {
         memcpy(out, at, (size_t)idx->dim * sizeof *out);
     } else {
@@ -304,43 +329,43 @@ int ear_index_item_embedding(const ear_index *idx, size_t item, ear_index_agains
 
 int ear_index_verify(const ear_index *idx, ear_error *err)
 {
-    static const int fields[4] = {EAR_INDEX_ITEM_ID, EAR_INDEX_ITEM_LABEL, EAR_INDEX_ITEM_FRAME,
-                                  EAR_INDEX_ITEM_AUDIO};
-    static const char *const field_names[4] = {"id", "label", "frame", "audio"};
     const char *previous = NULL;
     for (size_t item = 0; item < idx->count; item++) {
         const uint8_t *record = item_record(idx, item);
-        for (int f = 0; f < 4; f++) {
-            uint64_t at = ear_index_get_u64(record + fields[f]);
-            int optional = f >= 2;
-            if ((at == EAR_INDEX_NO_STRING && !optional) ||
-                (at != EAR_INDEX_NO_STRING && at >= idx->strings_size))
+        static const int fields[2] = {EAR_INDEX_ITEM_PATH, EAR_INDEX_ITEM_LABEL};
+        static const char *const field_names[2] = {"path", "label"};
+        for (int f = 0; f < 2; f++)
+            if (ear_index_get_u64(record + fields[f]) >= idx->strings_size)
                 return ear_error_set(err, "corrupt index: item %zu's %s is outside the strings",
                                      item, field_names[f]);
-        }
-        const char *id = ear_index_item_id(idx, item);
-        if (previous && strcmp(previous, id) >= 0)
-            return ear_error_set(err, "corrupt index: ids not sorted or not unique at item %zu "
-                                      "('%s' after '%s')",
-                                 item, id, previous);
-        previous = id;
-        for (int kind = 0; kind < 2; kind++) {
-            uint32_t row = item_row(idx, item, (ear_index_against)kind);
-            if (row != EAR_INDEX_NO_ROW &&
-                (row >= idx->kinds[kind].rows || idx->kinds[kind].items[row] != item))
-                return ear_error_set(err, "corrupt index: item %zu's %s row %u does not map "
-                                          "back to it",
-                                     item, kind_name((ear_index_against)kind), row);
-        }
+        const char *path = ear_index_item_path(idx, item);
+        if (!*path)
+            return ear_error_set(err, "corrupt index: item %zu has an empty path", item);
+        if (previous && strcmp(previous, path) >= 0)
+            return ear_error_set(err, "corrupt index: paths not sorted or not unique at item "
+                                      "%zu ('%s' after '%s')",
+                                 item, path, previous);
+        previous = path;
+        int kind = ear_index_item_kind(idx, item);
+        if (kind < 0)
+            return ear_error_set(err, "corrupt index: item %zu has an unknown kind %u", item,
+                                 ear_index_get_u32(record + EAR_INDEX_ITEM_KIND));
+        uint32_t row = ear_index_get_u32(record + EAR_INDEX_ITEM_ROW);
+        if (row >= idx->kinds[kind].rows || idx->kinds[kind].items[row] != item)
+            return ear_error_set(err, "corrupt index: item %zu's %s row %u does not map back "
+                                      "to it",
+                                 item, kind_name((ear_index_kind)kind), row);
     }
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < EAR_INDEX_KINDS; kind++) {
         const index_kind *k = &idx->kinds[kind];
-        for (size_t row = 0; row < k->rows; row++)
-            if (k->items[row] >= idx->count ||
-                item_row(idx, k->items[row], (ear_index_against)kind) != row)
+        for (size_t row = 0; row < k->rows; row++) {
+            uint32_t item = k->items[row];
+            if (item >= idx->count || ear_index_item_kind(idx, item) != kind ||
+                ear_index_get_u32(item_record(idx, item) + EAR_INDEX_ITEM_ROW) != row)
                 return ear_error_set(err, "corrupt index: %s row %zu maps to item %u, which "
                                           "does not point back",
-                                     kind_name((ear_index_against)kind), row, k->items[row]);
+                                     kind_name((ear_index_kind)kind), row, item);
+        }
     }
     return 0;
 }
@@ -350,8 +375,8 @@ void ear_index_describe(const ear_index *idx, FILE *out)
     fprintf(out, "Ear index (format version %d)\n", EAR_INDEX_VERSION);
     fprintf(out, "  fingerprint    %s (the model that built it)\n", idx->fingerprint);
     fprintf(out, "  items          %zu\n", idx->count);
-    fprintf(out, "  frames         %zu embedded\n", idx->kinds[EAR_INDEX_FRAMES].rows);
-    fprintf(out, "  sounds         %zu embedded\n", idx->kinds[EAR_INDEX_SOUNDS].rows);
+    fprintf(out, "  images         %zu\n", idx->kinds[EAR_INDEX_IMAGE].rows);
+    fprintf(out, "  sounds         %zu\n", idx->kinds[EAR_INDEX_AUDIO].rows);
     fprintf(out, "  dimension      %d\n", idx->dim);
     fprintf(out, "  element type   %s\n", idx->dtype == EAR_INDEX_F16 ? "f16" : "f32");
     fprintf(out, "  file           %zu bytes (%.1f MiB)\n", idx->size,
@@ -359,7 +384,7 @@ void ear_index_describe(const ear_index *idx, FILE *out)
 }
 
 /* A candidate is worse when its score is lower or, at equal scores, its item
- * comes later: items are sorted by id, so ties go to the smaller id. */
+ * comes later: items are sorted by path, so ties go to the smaller path. */
 static int hit_worse(const ear_index_hit *a, const ear_index_hit *b)
 {
     return a->score < b->score || (a->score == b->score && a->item > b->item);
@@ -402,51 +427,65 @@ static int hit_order(const void *a, const void *b)
     return hit_worse(y, x) ? -1 : hit_worse(x, y) ? 1 : 0;
 }
 
-int ear_index_search(const ear_index *idx, ear_index_against against, const float *query, int k,
+int ear_index_search(const ear_index *idx, unsigned kinds, const float *query, int k,
                      ear_index_hit *hits, int *found, ear_error *err)
 {
     *found = 0;
-    if (against != EAR_INDEX_FRAMES && against != EAR_INDEX_SOUNDS)
-        return ear_error_set(err, "unknown embedding kind %d", (int)against);
+    if (kinds == 0 || (kinds & ~EAR_INDEX_ALL) != 0)
+        return ear_error_set(err, "unknown set of kinds %#x", kinds);
     if (k < 1)
         return ear_error_set(err, "k must be at least 1 (got %d)", k);
     for (int i = 0; i < idx->dim; i++)
         if (!isfinite(query[i]))
             return ear_error_set(err, "the query embedding is not finite");
-    const index_kind *kind = &idx->kinds[against];
-    if (kind->rows == 0)
-        return ear_error_set(err, "the index holds no %s embeddings", kind_name(against));
+    size_t searched = 0;
+    for (int kind = 0; kind < EAR_INDEX_KINDS; kind++)
+        if (kinds & EAR_INDEX_MASK(kind))
+            searched += idx->kinds[kind].rows;
+    if (searched == 0)
+        return ear_error_set(err, "the index holds no %s items",
+                             kinds == EAR_INDEX_ALL ? "searchable"
+                                                    : kind_name(kinds == EAR_INDEX_MASK(EAR_INDEX_IMAGE)
+                                                                    ? EAR_INDEX_IMAGE
+                                                                    : EAR_INDEX_AUDIO));
 
     float scores[SEARCH_BLOCK_ROWS];
     size_t dim = (size_t)idx->dim;
     int n = 0;
-    for (size_t start = 0; start < kind->rows; start += SEARCH_BLOCK_ROWS) {
-        size_t rows = kind->rows - start;
-        if (rows > SEARCH_BLOCK_ROWS)
-            rows = SEARCH_BLOCK_ROWS;
-        const uint8_t *block = kind->matrix + start * dim * idx->element_size;
-        if (idx->dtype == EAR_INDEX_F32)
-            ear_index_dot_f32((const float *)(const void *)block, rows, (int)dim, query, scores);
-        else
-            ear_index_dot_f16((const uint16_t *)(const void *)block, rows, (int)dim, query,
-                              scores);
-        for (size_t r = 0; r < rows; r++) {
-            /* Most rows lose to the worst kept hit: decide that before anything else. */
-            if (n == k && scores[r] < hits[0].score)
-                continue;
-            if (isnan(scores[r]))
-                continue; /* a corrupt matrix must not poison the ordering */
-            uint32_t item = kind->items[start + r];
-            if (item >= idx->count)
-                return ear_error_set(err, "corrupt index: %s row %zu maps to item %u of %zu",
-                                     kind_name(against), start + r, item, idx->count);
-            ear_index_hit candidate = {.item = item, .score = scores[r]};
-            if (n < k) {
-                hits[n] = candidate;
-                heap_sift_up(hits, n++);
-            } else if (hit_worse(&hits[0], &candidate)) {
-                hits[0] = candidate;
-                heap_sift_down(hits, n, 0);
+    for (int kind_number = 0; kind_number < EAR_INDEX_KINDS; kind_number++) {
+        if (!(kinds & EAR_INDEX_MASK(kind_number)))
+            continue;
+        const index_kind *kind = &idx->kinds[kind_number];
+        for (size_t start = 0; start < kind->rows; start += SEARCH_BLOCK_ROWS) {
+            size_t rows = kind->rows - start;
+            if (rows > SEARCH_BLOCK_ROWS)
+                rows = SEARCH_BLOCK_ROWS;
+            const uint8_t *block = kind->matrix + start * dim * idx->element_size;
+            if (idx->dtype == EAR_INDEX_F32)
+                ear_index_dot_f32((const float *)(const void *)block, rows, (int)dim, query,
+                                  scores);
+            else
+                ear_index_dot_f16((const uint16_t *)(const void *)block, rows, (int)dim, query,
+                                  scores);
+            for (size_t r = 0; r < rows; r++) {
+                /* Most rows lose to the worst kept hit: decide that before anything else. */
+                if (n == k && scores[r] < hits[0].score)
+                    continue;
+                if (isnan(scores[r]))
+                    continue; /* a corrupt matrix must not poison the ordering */
+                uint32_t item = kind->items[start + r];
+                if (item >= idx->count)
+                    return ear_error_set(err, "corrupt index: %s row %zu maps to item %u of %zu",
+                                         kind_name((ear_index_kind)kind_number), start + r, item,
+                                         idx->count);
+                ear_index_hit candidate = {.item = item, .score = scores[r]};
+                if (n < k) {
+                    hits[n] = candidate;
+                    heap_sift_up(hits, n++);
+                } else if (hit_worse(&hits[0], &candidate)) {
+                    hits[0] = candidate;
+                    heap_sift_down(hits, n, 0);
+                }
             }
         }
     }

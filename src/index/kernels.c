@@ -3,8 +3,8 @@
  * bound by memory traffic: F16 halves it, and the vector kernels prefetch
  * across the 4 KiB pages of the mapped file, which the hardware prefetcher
  * does not (measured over a mapped 1M x 512 F32 matrix: cblas_sgemv 65 ms,
- * this kernel 50 ms; bench/bench_search.c). */
-#include <cblas.h>
+ * this kernel 50 ms; bench/bench_search.c). Without AVX2 a plain loop does it,
+ * so that the index stands on core alone (its fuzzer and bench need no BLAS). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -196,8 +196,13 @@ void ear_index_dot_f32(const float *matrix, size_t rows, int dim, const float *q
         return;
     }
 #endif
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, dim, 1.0f, matrix, dim, query, 1, 0.0f,
-                scores, 1);
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = matrix + r * (size_t)dim;
+        float sum = 0;
+        for (int i = 0; i < dim; i++)
+            sum += row[i] * query[i];
+        scores[r] = sum;
+    }
 }
 
 void ear_index_dot_f16(const uint16_t *matrix, size_t rows, int dim, const float *query,

@@ -17,8 +17,8 @@
 
 /* Where each section goes, computed before a byte is written. */
 typedef struct layout {
-    uint64_t items, frame_map, sound_map, strings, strings_size, frames, sounds, size;
-    uint64_t rows[2];
+    uint64_t items, image_map, audio_map, strings, strings_size, images, audios, size;
+    uint64_t rows[EAR_INDEX_KINDS];
 } layout;
 
 typedef struct writer {
@@ -55,7 +55,7 @@ static uint64_t align_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * t
 static int entry_order(const void *a, const void *b)
 {
     const ear_index_entry *const *x = a, *const *y = b;
-    return strcmp((*x)->id, (*y)->id);
+    return strcmp((*x)->path, (*y)->path);
 }
 
 static int finite_vector(const float *v, int dim)
@@ -79,20 +79,23 @@ static int check_entries(const ear_index_entry *entries, size_t count, int dim,
     for (size_t i = 0; i < count; i++) {
         const ear_index_entry *e = &entries[i];
         order[i] = e;
-        if (!e->id || !*e->id) {
-            ear_error_set(err, "item %zu has no id", i);
+        if (!e->path || !*e->path) {
+            ear_error_set(err, "item %zu has no path", i);
             goto fail;
         }
-        if ((e->frame_embedding && !finite_vector(e->frame_embedding, dim)) ||
-            (e->audio_embedding && !finite_vector(e->audio_embedding, dim))) {
-            ear_error_set(err, "item '%s': an embedding is not finite", e->id);
+        if (e->kind != EAR_INDEX_IMAGE && e->kind != EAR_INDEX_AUDIO) {
+            ear_error_set(err, "item '%s': unknown kind %d", e->path, (int)e->kind);
+            goto fail;
+        }
+        if (!e->embedding || !finite_vector(e->embedding, dim)) {
+            ear_error_set(err, "item '%s': no embedding, or one that is not finite", e->path);
             goto fail;
         }
     }
     qsort(order, count, sizeof *order, entry_order);
     for (size_t i = 1; i < count; i++)
-        if (strcmp(order[i - 1]->id, order[i]->id) == 0) {
-            ear_error_set(err, "two items have the id '%s'", order[i]->id);
+        if (strcmp(order[i - 1]->path, order[i]->path) == 0) {
+            ear_error_set(err, "two items have the path '%s'", order[i]->path);
             goto fail;
         }
     *sorted = order;
@@ -102,26 +105,16 @@ fail:
     return -1;
 }
 
-/* The strings of one item, with the label stored once when it is the id. */
-static uint64_t strings_of(const ear_index_entry *e, uint64_t at, uint64_t offsets[4])
+/* The strings of one item, with the label stored once when it is the path. */
+static uint64_t strings_of(const ear_index_entry *e, uint64_t at, uint64_t offsets[2])
 {
     offsets[0] = at;
-    at += strlen(e->id) + 1;
-    if (e->label && strcmp(e->label, e->id) != 0) {
+    at += strlen(e->path) + 1;
+    if (e->label && strcmp(e->label, e->path) != 0) {
         offsets[1] = at;
         at += strlen(e->label) + 1;
     } else {
         offsets[1] = offsets[0];
-    }
-    offsets[2] = EAR_INDEX_NO_STRING;
-    if (e->frame) {
-        offsets[2] = at;
-        at += strlen(e->frame) + 1;
-    }
-    offsets[3] = EAR_INDEX_NO_STRING;
-    if (e->audio) {
-        offsets[3] = at;
-        at += strlen(e->audio) + 1;
     }
     return at;
 }
@@ -129,22 +122,21 @@ static uint64_t strings_of(const ear_index_entry *e, uint64_t at, uint64_t offse
 static void compute_layout(const ear_index_entry **order, size_t count, int dim,
                            size_t element_size, layout *l)
 {
-    uint64_t offsets[4], strings_size = 0;
+    uint64_t offsets[2], strings_size = 0;
     memset(l, 0, sizeof *l);
     for (size_t i = 0; i < count; i++) {
         strings_size = strings_of(order[i], strings_size, offsets);
-        l->rows[EAR_INDEX_FRAMES] += order[i]->frame_embedding != NULL;
-        l->rows[EAR_INDEX_SOUNDS] += order[i]->audio_embedding != NULL;
+        l->rows[order[i]->kind]++;
     }
     uint64_t row_bytes = (uint64_t)dim * element_size;
     l->items = EAR_INDEX_HEADER_SIZE;
-    l->frame_map = l->items + (uint64_t)count * EAR_INDEX_ITEM_SIZE;
-    l->sound_map = l->frame_map + l->rows[EAR_INDEX_FRAMES] * 4;
-    l->strings = l->sound_map + l->rows[EAR_INDEX_SOUNDS] * 4;
+    l->image_map = l->items + (uint64_t)count * EAR_INDEX_ITEM_SIZE;
+    l->audio_map = l->image_map + l->rows[EAR_INDEX_IMAGE] * 4;
+    l->strings = l->audio_map + l->rows[EAR_INDEX_AUDIO] * 4;
     l->strings_size = strings_size;
-    l->frames = align_up(l->strings + strings_size, EAR_INDEX_ALIGN);
-    l->sounds = align_up(l->frames + l->rows[EAR_INDEX_FRAMES] * row_bytes, EAR_INDEX_ALIGN);
-    l->size = l->sounds + l->rows[EAR_INDEX_SOUNDS] * row_bytes;
+    l->images = align_up(l->strings + strings_size, EAR_INDEX_ALIGN);
+    l->audios = align_up(l->images + l->rows[EAR_INDEX_IMAGE] * row_bytes, EAR_INDEX_ALIGN);
+    l->size = l->audios + l->rows[EAR_INDEX_AUDIO] * row_bytes;
 }
 
 static void write_header(writer *w, const layout *l, const char *fingerprint, size_t count,
@@ -158,65 +150,54 @@ static void write_header(writer *w, const layout *l, const char *fingerprint, si
     ear_index_put_u64(h + EAR_INDEX_AT_ITEM_COUNT, count);
     ear_index_put_u32(h + EAR_INDEX_AT_DIM, (uint32_t)dim);
     ear_index_put_u32(h + EAR_INDEX_AT_DTYPE, (uint32_t)dtype);
-    ear_index_put_u64(h + EAR_INDEX_AT_FRAME_ROWS, l->rows[EAR_INDEX_FRAMES]);
-    ear_index_put_u64(h + EAR_INDEX_AT_SOUND_ROWS, l->rows[EAR_INDEX_SOUNDS]);
+    ear_index_put_u64(h + EAR_INDEX_AT_IMAGE_ROWS, l->rows[EAR_INDEX_IMAGE]);
+    ear_index_put_u64(h + EAR_INDEX_AT_AUDIO_ROWS, l->rows[EAR_INDEX_AUDIO]);
     ear_index_put_u64(h + EAR_INDEX_AT_FILE_SIZE, l->size);
     ear_index_put_u64(h + EAR_INDEX_AT_ITEMS, l->items);
     ear_index_put_u64(h + EAR_INDEX_AT_STRINGS, l->strings);
     ear_index_put_u64(h + EAR_INDEX_AT_STRINGS_SIZE, l->strings_size);
-    ear_index_put_u64(h + EAR_INDEX_AT_FRAMES, l->frames);
-    ear_index_put_u64(h + EAR_INDEX_AT_FRAME_MAP, l->frame_map);
-    ear_index_put_u64(h + EAR_INDEX_AT_SOUNDS, l->sounds);
-    ear_index_put_u64(h + EAR_INDEX_AT_SOUND_MAP, l->sound_map);
+    ear_index_put_u64(h + EAR_INDEX_AT_IMAGES, l->images);
+    ear_index_put_u64(h + EAR_INDEX_AT_IMAGE_MAP, l->image_map);
+    ear_index_put_u64(h + EAR_INDEX_AT_AUDIOS, l->audios);
+    ear_index_put_u64(h + EAR_INDEX_AT_AUDIO_MAP, l->audio_map);
     ear_index_put_u64(h + EAR_INDEX_AT_CHECKSUM, ear_index_fnv1a(h, EAR_INDEX_AT_CHECKSUM));
     put(w, h, sizeof h);
 }
 
 static void write_tables(writer *w, const ear_index_entry **order, size_t count)
 {
-    uint64_t offsets[4], strings_at = 0;
-    uint32_t rows[2] = {0, 0};
+    uint64_t offsets[2], strings_at = 0;
+    uint32_t rows[EAR_INDEX_KINDS] = {0, 0};
     for (size_t i = 0; i < count && !w->failed; i++) {
         uint8_t record[EAR_INDEX_ITEM_SIZE];
         strings_at = strings_of(order[i], strings_at, offsets);
-        ear_index_put_u64(record + EAR_INDEX_ITEM_ID, offsets[0]);
+        ear_index_put_u64(record + EAR_INDEX_ITEM_PATH, offsets[0]);
         ear_index_put_u64(record + EAR_INDEX_ITEM_LABEL, offsets[1]);
-        ear_index_put_u64(record + EAR_INDEX_ITEM_FRAME, offsets[2]);
-        ear_index_put_u64(record + EAR_INDEX_ITEM_AUDIO, offsets[3]);
-        ear_index_put_u32(record + EAR_INDEX_ITEM_FRAME_ROW,
-                          order[i]->frame_embedding ? rows[0]++ : EAR_INDEX_NO_ROW);
-        ear_index_put_u32(record + EAR_INDEX_ITEM_SOUND_ROW,
-                          order[i]->audio_embedding ? rows[1]++ : EAR_INDEX_NO_ROW);
+        ear_index_put_u32(record + EAR_INDEX_ITEM_KIND, (uint32_t)order[i]->kind);
+        ear_index_put_u32(record + EAR_INDEX_ITEM_ROW, rows[order[i]->kind]++);
         put(w, record, sizeof record);
     }
-    for (int kind = 0; kind < 2; kind++)
+    for (int kind = 0; kind < EAR_INDEX_KINDS; kind++)
         for (size_t i = 0; i < count && !w->failed; i++) {
-            const float *e = kind == EAR_INDEX_FRAMES ? order[i]->frame_embedding
-                                                      : order[i]->audio_embedding;
             uint32_t item = (uint32_t)i;
-            if (e)
+            if ((int)order[i]->kind == kind)
                 put(w, &item, sizeof item);
         }
     for (size_t i = 0; i < count && !w->failed; i++) {
         const ear_index_entry *e = order[i];
-        put(w, e->id, strlen(e->id) + 1);
-        if (e->label && strcmp(e->label, e->id) != 0)
+        put(w, e->path, strlen(e->path) + 1);
+        if (e->label && strcmp(e->label, e->path) != 0)
             put(w, e->label, strlen(e->label) + 1);
-        if (e->frame)
-            put(w, e->frame, strlen(e->frame) + 1);
-        if (e->audio)
-            put(w, e->audio, strlen(e->audio) + 1);
     }
 }
 
 static void write_matrix(writer *w, const ear_index_entry **order, size_t count, int dim,
-                         ear_index_dtype dtype, ear_index_against kind, uint16_t *half_row)
+                         ear_index_dtype dtype, ear_index_kind kind, uint16_t *half_row)
 {
     for (size_t i = 0; i < count && !w->failed; i++) {
-        const float *e =
-            kind == EAR_INDEX_FRAMES ? order[i]->frame_embedding : order[i]->audio_embedding;
-        if (!e)
+        if (order[i]->kind != kind)
             continue;
+        const float *e = order[i]->embedding;
         if (dtype == EAR_INDEX_F32) {
             put(w, e, (size_t)dim * sizeof *e);
         } else {
@@ -303,10 +284,10 @@ int ear_index_write(const char *path, const char *fingerprint, int dim, ear_inde
     errno = 0;
     write_header(&w, &l, fingerprint, count, dim, dtype);
     write_tables(&w, order, count);
-    pad_to(&w, l.frames);
-    write_matrix(&w, order, count, dim, dtype, EAR_INDEX_FRAMES, half_row);
-    pad_to(&w, l.sounds);
-    write_matrix(&w, order, count, dim, dtype, EAR_INDEX_SOUNDS, half_row);
+    pad_to(&w, l.images);
+    write_matrix(&w, order, count, dim, dtype, EAR_INDEX_IMAGE, half_row);
+    pad_to(&w, l.audios);
+    write_matrix(&w, order, count, dim, dtype, EAR_INDEX_AUDIO, half_row);
     if (w.failed)
         goto fail;
     if (w.written != l.size) {

@@ -218,3 +218,20 @@ done:
     cJSON_Delete(root);
     return rc;
 }
+
+int ear_nn_config_family(const char *json, int *heads, int *layer_norm_first)
+{
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *family = cJSON_GetObjectItemCaseSensitive(root, "family");
+    int w2v = cJSON_IsString(family) && strcmp(family->valuestring, "wav2vec2") == 0;
+    if (w2v) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(root, "heads");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_first");
+        if (cJSON_IsNumber(h) && h->valuedouble >= 1 && h->valuedouble <= 1024)
+            *heads = (int)h->valuedouble;
+        if (cJSON_IsBool(f))
+            *layer_norm_first = cJSON_IsTrue(f);
+    }
+    cJSON_Delete(root);
+    return w2v;
+}

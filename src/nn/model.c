@@ -64,14 +64,33 @@ static void add_linear(model_sources *s, ear_nn_linear *linear, int in, int out,
     snprintf(l->prefix, sizeof l->prefix, "%s.%s", tower, name);
 }
 
+/* How a tower's tensors are named: Ear's files ("audio.encoder.conv1.weight", "layer1.0...",
+ * "audio.proj") or the original's nn.Sequential of torchvision's children
+ * ("image_encoder.0.weight", "image_encoder.1.*" for bn1, "image_encoder.4.0..." for layer1,
+ * "image_proj.proj"). */
+typedef struct tower_names {
+    const char *encoder;                /* prefix of every encoder tensor */
+    const char *stem_weight, *stem_norm;
+    const char *stage;                  /* printf format of a stage's prefix from its index */
+    int first_stage;                    /* the first stage's index */
+    const char *head;                   /* the head's prefix, before ".proj" */
+} tower_names;
+
+static const tower_names ear_audio_names = {"audio.encoder.", "conv1.weight", "bn1", "layer%d",
+                                            1, "audio"};
+static const tower_names ear_image_names = {"image.encoder.", "conv1.weight", "bn1", "layer%d",
+                                            1, "image"};
+static const tower_names torchvision_names = {"image_encoder.", "0.weight", "1", "%d", 4,
+                                              "image_proj"};
+
 /* Lays out one tower as the spec's "Encoder resnet" and "Head" say, and records where each
  * parameter comes from. The stem has widths[0] channels, as torchvision's 64 for 64. */
-static int build_tower(ear_nn_tower *t, const char *tower, const ear_nn_encoder_config *ec,
+static int build_tower(ear_nn_tower *t, const tower_names *names, const ear_nn_encoder_config *ec,
                        const ear_nn_head_config *hc, int embed_dim, model_sources *s,
                        ear_error *err)
 {
-    char encoder[32], name[64], norm[64]; /* encoder + name fits NAME_SIZE */
-    snprintf(encoder, sizeof encoder, "%s.encoder.", tower);
+    char name[64], norm[64], stage_name[16]; /* encoder + name fits NAME_SIZE */
+    const char *encoder = names->encoder, *tower = names->head;
     ear_nn_encoder *e = &t->encoder;
     e->block_count = (int)encoder_block_count(ec);
     e->blocks = calloc((size_t)e->block_count, sizeof *e->blocks);
@@ -80,11 +99,13 @@ static int build_tower(ear_nn_tower *t, const char *tower, const ear_nn_encoder_
     t->present = 1;
     t->in_channels = ec->in_channels;
     int channels = ec->widths[0];
-    add_conv(s, &e->stem, ec->in_channels, channels, 7, 2, encoder, "conv1.weight", "bn1");
+    add_conv(s, &e->stem, ec->in_channels, channels, 7, 2, encoder, names->stem_weight,
+             names->stem_norm);
     int expansion = ec->block == EAR_NN_BLOCK_BOTTLENECK ? 4 : 1;
     ear_nn_block *block = e->blocks;
     for (int stage = 0; stage < ec->stage_count; stage++) {
         int width = ec->widths[stage], out = width * expansion;
+        snprintf(stage_name, sizeof stage_name, names->stage, stage + names->first_stage);
         for (int b = 0; b < ec->layers[stage]; b++, block++) {
             int stride = stage > 0 && b == 0 ? 2 : 1;
             /* torchvision's kernels and strides per conv: basic 3x3(stride), 3x3;
@@ -96,16 +117,16 @@ static int build_tower(ear_nn_tower *t, const char *tower, const ear_nn_encoder_
             for (int k = 0; k < block->conv_count; k++) {
                 const int *shape = expansion == 4 ? bottleneck[k] : basic[k];
                 int conv_out = k == block->conv_count - 1 ? out : width;
-                snprintf(name, sizeof name, "layer%d.%d.conv%d.weight", stage + 1, b, k + 1);
-                snprintf(norm, sizeof norm, "layer%d.%d.bn%d", stage + 1, b, k + 1);
+                snprintf(name, sizeof name, "%s.%d.conv%d.weight", stage_name, b, k + 1);
+                snprintf(norm, sizeof norm, "%s.%d.bn%d", stage_name, b, k + 1);
                 add_conv(s, &block->convs[k], in, conv_out, shape[0], shape[1] ? stride : 1,
                          encoder, name, norm);
                 in = conv_out;
             }
             if (stride != 1 || channels != out) {
                 block->has_downsample = 1;
-                snprintf(name, sizeof name, "layer%d.%d.downsample.0.weight", stage + 1, b);
-                snprintf(norm, sizeof norm, "layer%d.%d.downsample.1", stage + 1, b);
+                snprintf(name, sizeof name, "%s.%d.downsample.0.weight", stage_name, b);
+                snprintf(norm, sizeof norm, "%s.%d.downsample.1", stage_name, b);
                 add_conv(s, &block->downsample, channels, out, 1, stride, encoder, name, norm);
             }
             channels = out;
@@ -133,9 +154,10 @@ static int is_integer(ear_nn_dtype d)
 }
 
 /* Finds a tensor the model needs and checks its dtype and shape; marks it used. */
-static const ear_nn_tensor_info *expect(const ear_nn_safetensors *file, unsigned char *used,
-                                        const char *name, const int64_t *shape, int ndim,
-                                        const char *path, ear_error *err)
+const ear_nn_tensor_info *ear_nn_expect_tensor(const ear_nn_safetensors *file,
+                                               unsigned char *used, const char *name,
+                                               const int64_t *shape, int ndim, const char *path,
+                                               ear_error *err)
 {
     const ear_nn_tensor_info *t = ear_nn_safetensors_find(file, name);
     if (!t) {
@@ -167,22 +189,19 @@ static const char *const norm_parts[4] = {"weight", "bias", "running_mean", "run
 /* Every needed tensor present with the right dtype and shape, and no float tensor that the
  * configuration does not explain (a file and a configuration that disagree are refused). */
 static int check_tensors(const ear_nn_safetensors *file, const model_sources *s,
-                         ear_nn_model *m, const char *path, ear_error *err)
+                         ear_nn_model *m, unsigned char *used, const char *path, ear_error *err)
 {
     int rc = -1;
-    unsigned char *used = calloc(file->count ? file->count : 1, 1);
-    if (!used)
-        return ear_error_set(err, "%s: out of memory", path);
     char name[NAME_SIZE + 16];
     for (size_t i = 0; i < s->conv_count; i++) {
         const ear_nn_conv *c = s->convs[i].conv;
         int64_t weight[4] = {c->out_channels, c->in_channels, c->kernel, c->kernel};
         int64_t channels[1] = {c->out_channels};
-        if (!expect(file, used, s->convs[i].weight, weight, 4, path, err))
+        if (!ear_nn_expect_tensor(file, used, s->convs[i].weight, weight, 4, path, err))
             goto fail;
         for (int p = 0; p < 4; p++) {
             snprintf(name, sizeof name, "%s.%s", s->convs[i].norm, norm_parts[p]);
-            if (!expect(file, used, name, channels, 1, path, err))
+            if (!ear_nn_expect_tensor(file, used, name, channels, 1, path, err))
                 goto fail;
         }
     }
@@ -190,10 +209,10 @@ static int check_tensors(const ear_nn_safetensors *file, const model_sources *s,
         const ear_nn_linear *l = s->linears[i].linear;
         int64_t weight[2] = {l->out_features, l->in_features}, bias[1] = {l->out_features};
         snprintf(name, sizeof name, "%s.weight", s->linears[i].prefix);
-        if (!expect(file, used, name, weight, 2, path, err))
+        if (!ear_nn_expect_tensor(file, used, name, weight, 2, path, err))
             goto fail;
         snprintf(name, sizeof name, "%s.bias", s->linears[i].prefix);
-        if (!expect(file, used, name, bias, 1, path, err))
+        if (!ear_nn_expect_tensor(file, used, name, bias, 1, path, err))
             goto fail;
     }
     for (size_t i = 0; i < file->count; i++) {
@@ -215,7 +234,6 @@ static int check_tensors(const ear_nn_safetensors *file, const model_sources *s,
     }
     rc = 0;
 fail:
-    free(used);
     return rc;
 }
 
@@ -244,7 +262,7 @@ static float half_to_float(uint16_t h)
 
 /* A tensor's values as float32 into out (element_count floats); non-finite values are
  * refused. The mapped pages are released afterwards. */
-static int read_floats(const ear_nn_safetensors *file, const ear_nn_tensor_info *t, float *out,
+int ear_nn_tensor_read(const ear_nn_safetensors *file, const ear_nn_tensor_info *t, float *out,
                        const char *path, ear_error *err)
 {
     const uint8_t *p = t->data;
@@ -278,12 +296,12 @@ static int fold_conv(const ear_nn_safetensors *file, const conv_source *src, flo
     const ear_nn_conv *c = src->conv;
     size_t out = (size_t)c->out_channels;
     size_t fan_in = (size_t)c->in_channels * (size_t)c->kernel * (size_t)c->kernel;
-    if (read_floats(file, ear_nn_safetensors_find(file, src->weight), weight, path, err) != 0)
+    if (ear_nn_tensor_read(file, ear_nn_safetensors_find(file, src->weight), weight, path, err) != 0)
         return -1;
     char name[NAME_SIZE + 16];
     for (int p = 0; p < 4; p++) {
         snprintf(name, sizeof name, "%s.%s", src->norm, norm_parts[p]);
-        if (read_floats(file, ear_nn_safetensors_find(file, name), norm + (size_t)p * out, path,
+        if (ear_nn_tensor_read(file, ear_nn_safetensors_find(file, name), norm + (size_t)p * out, path,
                         err) != 0)
             return -1;
     }
@@ -363,17 +381,17 @@ static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const m
         ear_nn_linear *l = s->linears[i].linear;
         float *weight = next, *bias = next + (size_t)l->out_features * (size_t)l->in_features;
         snprintf(name, sizeof name, "%s.weight", s->linears[i].prefix);
-        if (read_floats(file, ear_nn_safetensors_find(file, name), weight, path, err) != 0)
+        if (ear_nn_tensor_read(file, ear_nn_safetensors_find(file, name), weight, path, err) != 0)
             goto fail;
         snprintf(name, sizeof name, "%s.bias", s->linears[i].prefix);
-        if (read_floats(file, ear_nn_safetensors_find(file, name), bias, path, err) != 0)
+        if (ear_nn_tensor_read(file, ear_nn_safetensors_find(file, name), bias, path, err) != 0)
             goto fail;
         l->weight = weight;
         l->bias = bias;
         next = bias + l->out_features;
     }
     if (m->has_logit_scale &&
-        read_floats(file, ear_nn_safetensors_find(file, "logit_scale"), &m->logit_scale, path,
+        ear_nn_tensor_read(file, ear_nn_safetensors_find(file, "logit_scale"), &m->logit_scale, path,
                     err) != 0)
         goto fail;
     rc = 0;
@@ -420,12 +438,15 @@ static int read_metadata(const ear_nn_safetensors *file, ear_nn_config *config,
     return 0;
 }
 
+static int read_config(const ear_nn_safetensors *file, ear_nn_config *c, const char *path,
+                       ear_error *err);
+
 int ear_nn_model_read_config(const char *path, ear_nn_config *config, ear_error *err)
 {
     ear_nn_safetensors file;
-    if (ear_nn_safetensors_open(&file, path, err) != 0)
+    if (ear_nn_tensor_file_open(&file, path, err) != 0)
         return -1;
-    int rc = read_metadata(&file, config, path, err);
+    int rc = read_config(&file, config, path, err);
     ear_nn_safetensors_close(&file);
     return rc;
 }
@@ -447,36 +468,175 @@ static void count_file(ear_nn_model *m, const ear_nn_safetensors *file)
     }
 }
 
-static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
+#define W2V_PREFIX "audio_encoder.model."
+#define W2V_HEAD "audio_proj.proj"
+
+/* The weight type the wav2vec2 tower's products use (ear_nn_set_weight_type). */
+static ear_nn_weights weight_type = EAR_NN_WEIGHTS_F32;
+
+int ear_nn_set_weight_type(const char *name, ear_error *err)
+{
+    return ear_nn_weights_parse(name, &weight_type, err);
+}
+
+/* The first dimension of a 2-D tensor, or 0 when it is absent or not 2-D. */
+static int rows_of(const ear_nn_safetensors *file, const char *name)
+{
+    const ear_nn_tensor_info *t = ear_nn_safetensors_find(file, name);
+    return t && t->ndim == 2 && t->shape[0] > 0 && t->shape[0] <= 65536 ? (int)t->shape[0] : 0;
+}
+
+/* torchvision's ResNet trunk from the shapes of image_encoder.*: stem width, then stages 4.. as
+ * long as they exist, blocks per stage, width from each stage's first conv1, bottleneck when
+ * conv3 exists. */
+static int detect_torchvision(const ear_nn_safetensors *file, ear_nn_encoder_config *e,
+                              const char *path, ear_error *err)
+{
+    char name[96];
+    const ear_nn_tensor_info *stem = ear_nn_safetensors_find(file, "image_encoder.0.weight");
+    if (!stem || stem->ndim != 4 || stem->shape[1] != 3 || stem->shape[2] != 7 ||
+        stem->shape[3] != 7 || stem->shape[0] < 1 || stem->shape[0] > 8192)
+        return ear_error_set(err, "%s: tensor image_encoder.0.weight is %s; torchvision's stem "
+                                  "is [width, 3, 7, 7]",
+                             path, stem ? "misshapen" : "missing");
+    e->in_channels = 3;
+    e->stage_count = 0;
+    e->block = ear_nn_safetensors_find(file, "image_encoder.4.0.conv3.weight")
+                   ? EAR_NN_BLOCK_BOTTLENECK
+                   : EAR_NN_BLOCK_BASIC;
+    for (int s = 0; s < EAR_NN_MAX_STAGES; s++) {
+        int blocks = 0;
+        for (;; blocks++) {
+            snprintf(name, sizeof name, "image_encoder.%d.%d.conv1.weight", 4 + s, blocks);
+            if (!ear_nn_safetensors_find(file, name))
+                break;
+        }
+        if (blocks == 0)
+            break;
+        snprintf(name, sizeof name, "image_encoder.%d.0.conv1.weight", 4 + s);
+        const ear_nn_tensor_info *t = ear_nn_safetensors_find(file, name);
+        if (t->ndim != 4 || t->shape[0] < 1 || t->shape[0] > 8192 || blocks > 64)
+            return ear_error_set(err, "%s: tensor %s is misshapen", path, name);
+        e->layers[s] = blocks;
+        e->widths[s] = (int)t->shape[0];
+        e->stage_count++;
+    }
+    if (e->stage_count == 0)
+        return ear_error_set(err, "%s: tensor image_encoder.4.0.conv1.weight is missing: no "
+                                  "ResNet stage",
+                             path);
+    if (e->widths[0] != stem->shape[0])
+        return ear_error_set(err, "%s: image_encoder.0.weight has %lld channels but the first "
+                                  "stage %d: not torchvision's ResNet",
+                             path, (long long)stem->shape[0], e->widths[0]);
+    return 0;
+}
+
+/* The original's AudioVisualCLIP, its configuration read from the tensors (overrides from an
+ * Ear file's configuration already in c: w2v.heads, w2v.layer_norm_first). */
+static int detect_w2v(const ear_nn_safetensors *file, ear_nn_config *c, const char *path,
+                      ear_error *err)
+{
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    c->family = EAR_NN_FAMILY_W2V;
+    ear_audio_mel_config_default(&c->mel);
+    c->mel.sample_rate = 16000; /* what `ear` decodes sounds at for this model */
+    c->has_audio = ear_nn_safetensors_find(file, W2V_PREFIX
+                                           "feature_extractor.conv_layers.0.conv.weight") != NULL;
+    c->has_image = ear_nn_safetensors_find(file, "image_encoder.0.weight") != NULL;
+    if (!c->has_audio && !c->has_image)
+        return ear_error_set(err, "%s: unknown architecture: neither an Ear model (__metadata__ has no "
+                                  "ear.format, ear.version, ear.config) "
+                                  "nor the original's AudioVisualCLIP (no tensor "
+                                  "audio_encoder.model.feature_extractor.conv_layers.0.conv.weight"
+                                  " or image_encoder.0.weight)",
+                             path);
+    int audio_dim = rows_of(file, W2V_HEAD ".weight"),
+        image_dim = rows_of(file, "image_proj.proj.weight");
+    if (c->has_audio && !audio_dim)
+        return ear_error_set(err, "%s: tensor " W2V_HEAD ".weight is missing or not 2-D", path);
+    if (c->has_image && !image_dim)
+        return ear_error_set(err, "%s: tensor image_proj.proj.weight is missing or not 2-D", path);
+    if (c->has_audio && c->has_image && audio_dim != image_dim)
+        return ear_error_set(err, "%s: the heads disagree: " W2V_HEAD ".weight gives %d, "
+                                  "image_proj.proj.weight %d",
+                             path, audio_dim, image_dim);
+    c->embed_dim = c->has_audio ? audio_dim : image_dim;
+    if (c->has_audio) {
+        c->segment_seconds = 10;
+        if (ear_nn_w2v_detect(file, W2V_PREFIX, &c->w2v, path, err) != 0)
+            return -1;
+        c->segment_seconds = c->w2v.max_seconds;
+    }
+    if (c->has_image) {
+        c->image_size = 224;
+        c->image_resize = 232;
+        memcpy(c->image_mean, mean, sizeof mean);
+        memcpy(c->image_std, std, sizeof std);
+        c->image_head.type = EAR_NN_HEAD_LINEAR;
+        if (detect_torchvision(file, &c->image_encoder, path, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The configuration: an Ear file's ear.config (family compact, or "wav2vec2" with the tensors
+ * read as the original's), or a bare state_dict of the original's model. */
+static int read_config(const ear_nn_safetensors *file, ear_nn_config *c, const char *path,
+                       ear_error *err)
+{
+    const char *config = ear_nn_safetensors_metadata(file, "ear.config");
+    memset(c, 0, sizeof *c);
+    c->w2v.layer_norm_first = -1;
+    if (!config && !ear_nn_safetensors_metadata(file, "ear.format") &&
+        !ear_nn_safetensors_metadata(file, "ear.version"))
+        return detect_w2v(file, c, path, err);
+    if (!config)
+        return read_metadata(file, c, path, err);
+    int heads = 0, first = -1;
+    if (ear_nn_config_family(config, &heads, &first)) {
+        c->w2v.heads = heads;
+        c->w2v.layer_norm_first = first;
+        return detect_w2v(file, c, path, err);
+    }
+    return read_metadata(file, c, path, err);
+}
+
+enum { LOAD_BOTH, LOAD_AUDIO, LOAD_IMAGE };
+
+static ear_nn_model *load(const char *path, int which, ear_error *err)
 {
     ear_nn_blas_prepare();
     ear_nn_safetensors file = {0};
     model_sources sources = {0};
+    unsigned char *used = NULL;
     ear_nn_model *m = calloc(1, sizeof *m);
     if (!m) {
         ear_error_set(err, "%s: out of memory", path);
         return NULL;
     }
-    if (ear_nn_safetensors_open(&file, path, err) != 0 ||
-        read_metadata(&file, &m->config, path, err) != 0)
+    if (ear_nn_tensor_file_open(&file, path, err) != 0 ||
+        read_config(&file, &m->config, path, err) != 0)
         goto fail;
     const ear_nn_config *c = &m->config;
-    size_t blocks = (c->has_audio ? encoder_block_count(&c->audio_encoder) : 0) +
+    int w2v = c->family == EAR_NN_FAMILY_W2V;
+    size_t blocks = (c->has_audio && !w2v ? encoder_block_count(&c->audio_encoder) : 0) +
                     (c->has_image ? encoder_block_count(&c->image_encoder) : 0);
     sources.conv_capacity = 2 + 4 * blocks; /* a stem per tower; at most 4 convs per block */
     sources.convs = calloc(sources.conv_capacity, sizeof *sources.convs);
-    if (!sources.convs) {
+    used = calloc(file.count ? file.count : 1, 1);
+    if (!sources.convs || !used) {
         ear_error_set(err, "%s: out of memory", path);
         goto fail;
     }
     ear_error inner;
     size_t audio_convs = 0, audio_linears = 0;
-    if (c->has_audio) {
+    if (c->has_audio && !w2v) {
         m->segment_samples = (size_t)nearbyint(c->segment_seconds * c->mel.sample_rate);
         m->audio.height = c->mel.n_mels;
         m->audio.width = (int)(1 + m->segment_samples / (size_t)c->mel.hop_length);
-        if (build_tower(&m->audio, "audio", &c->audio_encoder, &c->audio_head, c->embed_dim,
-                        &sources, &inner) != 0) {
+        if (build_tower(&m->audio, &ear_audio_names, &c->audio_encoder, &c->audio_head,
+                        c->embed_dim, &sources, &inner) != 0) {
             ear_error_set(err, "%s: %s", path, inner.message);
             goto fail;
         }
@@ -485,16 +645,32 @@ static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
     }
     if (c->has_image) {
         m->image.height = m->image.width = c->image_size;
-        if (build_tower(&m->image, "image", &c->image_encoder, &c->image_head, c->embed_dim,
-                        &sources, &inner) != 0) {
+        if (build_tower(&m->image, w2v ? &torchvision_names : &ear_image_names,
+                        &c->image_encoder, &c->image_head, c->embed_dim, &sources,
+                        &inner) != 0) {
             ear_error_set(err, "%s: %s", path, inner.message);
             goto fail;
         }
     }
-    if (check_tensors(&file, &sources, m, path, err) != 0)
+    if (c->has_audio && w2v && which == LOAD_IMAGE) {
+        /* Not converted, so not checked either: only the image tower is wanted. */
+        size_t n = strlen(W2V_PREFIX), h = strlen(W2V_HEAD ".");
+        for (size_t i = 0; i < file.count; i++)
+            if (strncmp(file.tensors[i].name, W2V_PREFIX, n) == 0 ||
+                strncmp(file.tensors[i].name, W2V_HEAD ".", h) == 0)
+                used[i] = 1;
+        m->config.has_audio = 0;
+    } else if (c->has_audio && w2v) {
+        m->segment_samples = (size_t)(c->w2v.max_seconds * c->w2v.sample_rate);
+        m->w2v = ear_nn_w2v_load(&file, used, W2V_PREFIX, W2V_HEAD, &c->w2v, c->embed_dim,
+                                 weight_type, path, err);
+        if (!m->w2v)
+            goto fail;
+    }
+    if (check_tensors(&file, &sources, m, used, path, err) != 0)
         goto fail;
     fingerprint(&file, m->fingerprint);
-    if (audio_only && c->has_audio) {
+    if (which == LOAD_AUDIO && c->has_audio) {
         /* The image tower was checked with the rest of the file; it is not converted, and the
          * model then has none (no weights, no room for it in the sessions' arenas). */
         if (load_weights(m, &file, &sources, audio_convs, audio_linears, path, err) != 0)
@@ -507,10 +683,12 @@ static ear_nn_model *load(const char *path, int audio_only, ear_error *err)
     }
     count_file(m, &file);
     free(sources.convs);
+    free(used);
     ear_nn_safetensors_close(&file);
     return m;
 fail:
     free(sources.convs);
+    free(used);
     ear_nn_safetensors_close(&file);
     ear_nn_model_free(m);
     return NULL;
@@ -518,12 +696,17 @@ fail:
 
 ear_nn_model *ear_nn_model_load(const char *path, ear_error *err)
 {
-    return load(path, 0, err);
+    return load(path, LOAD_BOTH, err);
 }
 
 ear_nn_model *ear_nn_model_load_audio(const char *path, ear_error *err)
 {
-    return load(path, 1, err);
+    return load(path, LOAD_AUDIO, err);
+}
+
+ear_nn_model *ear_nn_model_load_image(const char *path, ear_error *err)
+{
+    return load(path, LOAD_IMAGE, err);
 }
 
 void ear_nn_model_free(ear_nn_model *m)
@@ -533,6 +716,7 @@ void ear_nn_model_free(ear_nn_model *m)
     free(m->audio.encoder.blocks);
     free(m->image.encoder.blocks);
     free(m->weights);
+    ear_nn_w2v_free(m->w2v);
     free(m);
 }
 
@@ -551,8 +735,22 @@ size_t ear_nn_model_segment_samples(const ear_nn_model *m)
     return m->config.has_audio ? m->segment_samples : 0;
 }
 
+void ear_nn_model_decode_options(const ear_nn_model *m, ear_audio_decode_options *o)
+{
+    o->sample_rate = m->config.mel.sample_rate;
+    if (m->w2v) {
+        o->sample_rate = m->config.w2v.sample_rate;
+        o->ffmpeg_cli = 1;
+        /* One sample past the cut tells the caller that there was more. */
+        if (o->max_seconds <= 0 || o->max_seconds > m->config.w2v.max_seconds)
+            o->max_seconds = m->config.w2v.max_seconds;
+    }
+}
+
 size_t ear_nn_model_min_samples(const ear_nn_model *m)
 {
+    if (m->w2v)
+        return ear_nn_w2v_min_samples(m->w2v);
     return m->config.has_audio ? (size_t)m->config.mel.n_fft / 2 + 1 : 0;
 }
 
@@ -581,7 +779,10 @@ static void describe_head(FILE *out, const ear_nn_head_config *h, int features, 
 void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
 {
     const ear_nn_config *c = &m->config;
-    fprintf(out, "Ear model (format avclip, version 1)\n");
+    if (c->family == EAR_NN_FAMILY_W2V)
+        fprintf(out, "AudioVisualCLIP (the original's model: wav2vec2 + torchvision ResNet)\n");
+    else
+        fprintf(out, "Ear model (format avclip, version 1)\n");
     fprintf(out, "  fingerprint    %s\n", m->fingerprint);
     fprintf(out, "  file           %zu bytes, %zu tensors (", m->file_bytes, m->tensor_count);
     int first = 1;
@@ -597,7 +798,26 @@ void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
     if (m->has_logit_scale)
         fprintf(out, "  logit_scale    %.6g (temperature 1/%.4g)\n", m->logit_scale,
                 exp(m->logit_scale));
-    if (c->has_audio) {
+    if (c->has_audio && m->w2v) {
+        const ear_nn_w2v_config *w = &c->w2v;
+        fprintf(out, "  audio tower    wav2vec2 (torchaudio Wav2Vec2Model), raw %d Hz wave, the "
+                     "first %g s\n", w->sample_rate, w->max_seconds);
+        fprintf(out, "    extractor    %d convs (%s, conv bias %s):", w->conv_count,
+                w->layer_norm_extractor ? "layer_norm" : "group_norm",
+                w->conv_bias ? "yes" : "no");
+        for (int i = 0; i < w->conv_count; i++)
+            fprintf(out, " (%d,%d,%d)", w->conv_channels[i], w->conv_kernel[i], w->conv_stride[i]);
+        fprintf(out, "; clips from %zu samples\n", ear_nn_w2v_min_samples(m->w2v));
+        fprintf(out, "    encoder      width %d, %d layers, %d heads (assumed: width / 64 unless "
+                     "configured), ffn %d, %s; positional conv kernel %d, %d groups\n",
+                w->embed, w->layers, w->heads, w->ffn,
+                w->layer_norm_first ? "pre-LN" : "post-LN", w->pos_kernel, w->pos_groups);
+        fprintf(out, "    output       last layer averaged over frames\n");
+        fprintf(out, "    head         linear %d -> %d (audio_proj.proj), L2\n", w->embed,
+                c->embed_dim);
+        fprintf(out, "    weights      %zu bytes (%s matrix products)\n",
+                ear_nn_w2v_weight_bytes(m->w2v), ear_nn_weights_name(weight_type));
+    } else if (c->has_audio) {
         const ear_audio_mel_config *a = &c->mel;
         fprintf(out, "  audio tower\n");
         fprintf(out, "    log-mel      %d Hz, n_fft %d, win_length %d, hop_length %d, %d mels "
@@ -614,6 +834,9 @@ void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
     }
     if (c->has_image) {
         fprintf(out, "  image tower\n");
+        if (c->image_resize)
+            fprintf(out, "    resize       short side to %d (PIL bilinear, antialiased), centre "
+                         "crop:\n", c->image_resize);
         fprintf(out, "    input        %dx%d RGB, mean [%g, %g, %g], std [%g, %g, %g]\n",
                 c->image_size, c->image_size, c->image_mean[0], c->image_mean[1],
                 c->image_mean[2], c->image_std[0], c->image_std[1], c->image_std[2]);

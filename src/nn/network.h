@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "nn/backend.h"
 #include "nn/nn.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
@@ -40,8 +41,11 @@ typedef struct ear_nn_tower {
     ear_nn_head head;
 } ear_nn_tower;
 
+typedef struct ear_nn_w2v ear_nn_w2v;
+
 struct ear_nn_model {
     ear_nn_config config;
+    ear_nn_w2v *w2v; /* family W2V: the audio tower (wav2vec2.c) */
     ear_nn_tower audio, image;
     size_t segment_samples; /* round(segment_seconds * sample_rate) */
     float *weights;         /* every conv and linear parameter, BatchNorm folded: one block */
@@ -60,5 +64,47 @@ void ear_nn_blas_prepare(void);
 
 /* Largest activation (floats) and im2col scratch (floats) the tower needs. */
 void ear_nn_tower_sizes(const ear_nn_tower *tower, size_t *activation, size_t *scratch);
+
+/* Finds a tensor the model needs, checks its dtype (F32, F16 or BF16) and shape, marks it in
+ * used[]; NULL with err naming the tensor otherwise (model.c). */
+const ear_nn_tensor_info *ear_nn_expect_tensor(const ear_nn_safetensors *file,
+                                               unsigned char *used, const char *name,
+                                               const int64_t *shape, int ndim, const char *path,
+                                               ear_error *err);
+
+/* A tensor's values as float32 into out; non-finite values refused; the mapped pages are
+ * released afterwards (model.c). */
+int ear_nn_tensor_read(const ear_nn_safetensors *file, const ear_nn_tensor_info *t, float *out,
+                       const char *path, ear_error *err);
+
+/* wav2vec2.c: the audio tower of family W2V. */
+
+/* Reads the configuration from the tensors under prefix ("audio_encoder.model."): refuses an
+ * unknown architecture or a misshapen tensor, naming it. heads/layer_norm_first keep the
+ * values given when > 0 / >= 0 (an override), else torchaudio's conventions. */
+int ear_nn_w2v_detect(const ear_nn_safetensors *file, const char *prefix, ear_nn_w2v_config *c,
+                      const char *path, ear_error *err);
+
+/* Checks and converts every tensor of the tower and of its head (head_prefix "audio_proj.proj",
+ * [embed_dim][embed]) into backend matmuls; marks them in used[]. */
+ear_nn_w2v *ear_nn_w2v_load(const ear_nn_safetensors *file, unsigned char *used,
+                            const char *prefix, const char *head_prefix,
+                            const ear_nn_w2v_config *c, int embed_dim, ear_nn_weights weights,
+                            const char *path, ear_error *err);
+
+void ear_nn_w2v_free(ear_nn_w2v *w);
+
+/* Bytes of the arena one forward of the longest clip needs (64-byte aligned). */
+size_t ear_nn_w2v_arena_bytes(const ear_nn_w2v *w);
+
+/* Shortest wave (samples) that gives one frame. */
+size_t ear_nn_w2v_min_samples(const ear_nn_w2v *w);
+
+/* Bytes of the converted weights. */
+size_t ear_nn_w2v_weight_bytes(const ear_nn_w2v *w);
+
+/* The unit vector of wave[0..count) (cut at max_seconds) into unit[embed_dim]. */
+int ear_nn_w2v_embed(const ear_nn_w2v *w, const float *wave, size_t count, void *arena,
+                     float *unit, ear_error *err);
 
 #endif

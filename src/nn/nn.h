@@ -23,6 +23,10 @@ ear_nn_model *ear_nn_model_load(const char *path, ear_error *err);
  * embeds sounds only: a ResNet-50 image tower is most of a model's memory. */
 ear_nn_model *ear_nn_model_load_audio(const char *path, ear_error *err);
 
+/* For `ear embed --image`: the image tower alone is checked and converted; a wav2vec2 audio
+ * tower is neither (for the compact family, as ear_nn_model_load). */
+ear_nn_model *ear_nn_model_load_image(const char *path, ear_error *err);
+
 /* Frees a model (NULL is fine). Its sessions must be freed first. */
 void ear_nn_model_free(ear_nn_model *m);
 
@@ -81,6 +85,14 @@ int ear_nn_embed_pixels(ear_nn_session *s, const float *pixels, float *embedding
 
 /* Bytes of the session's arena (all its activations and scratch). */
 size_t ear_nn_session_bytes(const ear_nn_session *s);
+
+/* The weight type ("f32", "bf16", "int8") of the matrix products of models loaded afterwards
+ * (the wav2vec2 family's; default f32). */
+int ear_nn_set_weight_type(const char *name, ear_error *err);
+
+/* Fills o for decoding a sound this model embeds: its sample rate, and for the wav2vec2 family
+ * the original's front end (ffmpeg's own resample and downmix, 16-bit samples) and its 10 s. */
+void ear_nn_model_decode_options(const ear_nn_model *m, ear_audio_decode_options *o);
 
 /* Sets the number of BLAS threads for the whole process (default 1). */
 void ear_nn_set_threads(int threads);

@@ -1,4 +1,5 @@
 #include "nn/safetensors.h"
+#include "pt/pt.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -268,7 +269,9 @@ void ear_nn_safetensors_close(ear_nn_safetensors *file)
 {
     if (!file)
         return;
-    if (file->map)
+    if (file->pt)
+        ear_pt_close(file->pt);
+    else if (file->map)
         munmap(file->map, file->size);
     cJSON_Delete(file->header);
     free(file->tensors);

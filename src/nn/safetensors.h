@@ -51,12 +51,17 @@ typedef struct ear_nn_safetensors {
     ear_nn_tensor_info *tensors; /* sorted by name */
     size_t count;
     void *header; /* the parsed JSON header (cJSON *) */
+    void *pt;     /* a .pt file's reader (ear_pt_file *), which owns the map; else NULL */
 } ear_nn_safetensors;
 
 /* Maps path and validates the container (header length, JSON, dtypes, shapes, offsets
  * inside the data area and not overlapping, unique names, string metadata). Messages
  * start with path and name the tensor or key at fault. */
 int ear_nn_safetensors_open(ear_nn_safetensors *file, const char *path, ear_error *err);
+
+/* Opens a model's tensors whatever the container: a torch.save zip (.pt, by its "PK" magic)
+ * read by src/pt into the same table, else safetensors. */
+int ear_nn_tensor_file_open(ear_nn_safetensors *file, const char *path, ear_error *err);
 
 /* Unmaps and frees (safe on a zeroed or closed file). */
 void ear_nn_safetensors_close(ear_nn_safetensors *file);

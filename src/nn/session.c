@@ -24,6 +24,8 @@ struct ear_nn_session {
     float *unit;      /* one segment's (or the image's) unit vector */
     float *sum;       /* the sum of a clip's segment vectors */
     size_t slot_floats, scratch_floats;
+    void *w2v_arena; /* the wav2vec2 tower's activations (family W2V) */
+    size_t w2v_bytes;
 };
 
 typedef struct arena_plan {
@@ -115,7 +117,7 @@ size_t ear_nn_model_session_bytes(const ear_nn_model *m)
 {
     arena_plan p;
     plan_arena(m, &p);
-    return plan_bytes(&p);
+    return plan_bytes(&p) + (m->w2v ? ear_nn_w2v_arena_bytes(m->w2v) : 0);
 }
 
 ear_nn_session *ear_nn_session_create(const ear_nn_model *m, ear_error *err)
@@ -159,7 +161,14 @@ ear_nn_session *ear_nn_session_create(const ear_nn_model *m, ear_error *err)
     s->sum = next;
     s->slot_floats = p.slot;
     s->scratch_floats = p.scratch;
-    if (m->config.has_audio) {
+    if (m->w2v) {
+        s->w2v_bytes = ear_nn_w2v_arena_bytes(m->w2v);
+        if (posix_memalign(&s->w2v_arena, 64, s->w2v_bytes) != 0) {
+            s->w2v_arena = NULL;
+            ear_error_set(err, "out of memory (%zu bytes for a session's arena)", s->w2v_bytes);
+            goto fail;
+        }
+    } else if (m->config.has_audio) {
         s->mel = ear_audio_mel_create(&m->config.mel, err);
         if (!s->mel)
             goto fail;
@@ -175,6 +184,7 @@ void ear_nn_session_free(ear_nn_session *s)
     if (!s)
         return;
     ear_audio_mel_free(s->mel);
+    free(s->w2v_arena);
     free(s->arena);
     free(s);
 }
@@ -252,8 +262,8 @@ int ear_nn_embed_mel(ear_nn_session *s, const float *mel, size_t frames, float *
                      ear_error *err)
 {
     const ear_nn_model *m = s->model;
-    if (!m->config.has_audio)
-        return ear_error_set(err, "the model has no audio tower");
+    if (!m->config.has_audio || m->w2v)
+        return ear_error_set(err, "the model has no log-mel audio tower");
     if (frames < 1 || frames > (size_t)m->audio.width)
         return ear_error_set(err, "a log-mel of %zu frames; the model takes 1 to %d", frames,
                              m->audio.width);
@@ -270,6 +280,12 @@ int ear_nn_embed_audio(ear_nn_session *s, const float *wave, size_t count, float
     const ear_nn_config *c = &m->config;
     if (!c->has_audio)
         return ear_error_set(err, "the model has no audio tower");
+    if (m->w2v) {
+        if (ear_nn_w2v_embed(m->w2v, wave, count, s->w2v_arena, s->unit, err) != 0)
+            return -1;
+        memcpy(embedding, s->unit, (size_t)c->embed_dim * sizeof *embedding);
+        return 0;
+    }
     size_t shortest = ear_nn_model_min_samples(m), segment = m->segment_samples;
     if (count < shortest)
         return ear_error_set(err, "clip too short: %zu samples (%.4f s); the model needs at least "
@@ -313,12 +329,16 @@ int ear_nn_embed_image(ear_nn_session *s, const ear_image *img, float *embedding
     const ear_nn_config *c = &m->config;
     if (!c->has_image)
         return ear_error_set(err, "the model has no image tower");
-    if (ear_image_preprocess(img, c->image_size, c->image_mean, c->image_std, s->input, err) != 0)
+    if (c->image_resize
+            ? ear_image_preprocess_pil(img, c->image_resize, c->image_size, c->image_mean,
+                                       c->image_std, s->input, err) != 0
+            : ear_image_preprocess(img, c->image_size, c->image_mean, c->image_std, s->input,
+                                   err) != 0)
         return -1;
     return ear_nn_embed_pixels(s, s->input, embedding, err);
 }
 
 size_t ear_nn_session_bytes(const ear_nn_session *s)
 {
-    return s->arena_bytes;
+    return s->arena_bytes + s->w2v_bytes;
 }

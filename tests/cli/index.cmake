@@ -6,3 +6,5 @@ ear_shell_test(cli_index_kill index_kill.sh)
 # tools/import_index.py (needs /usr/bin/python3 with torch; skipped without).
 ear_shell_test(cli_index_import index_import.sh)
 set_tests_properties(cli_index_import PROPERTIES SKIP_RETURN_CODE 77)
+# The original's indexed_db.pt read by Ear (`ear index --import`, `ear search`, `ear serve`).
+ear_shell_test(cli_import_pt import_pt.sh)

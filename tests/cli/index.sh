@@ -1,9 +1,11 @@
 #!/bin/bash
-# `ear index`, `ear search`, `ear info INDEX` on a dataset made here (ffmpeg): pairs and
-# missing halves, odd names, labels, a broken image and an undecodable sound (reported, left
-# out), the same file whatever --jobs, searches whose answer is known (a sound finds itself),
-# models with one tower, refusals (other model, damaged files), and failed builds that leave
-# the previous index as it was.
+# `ear index`, `ear search`, `ear info INDEX` on datasets made here (ffmpeg): Ear's flat
+# layout (every file its own item, labels.tsv), the original's (audio/<label>/**,
+# frames/<label>/**, nested, spaces and UTF-8, a kind's folder missing), odd names, a
+# broken image and an undecodable sound (reported, left out), the same file whatever
+# --jobs, searches whose answer is known (a sound or an image finds itself), the kind
+# filter, models with one tower, refusals (other model, damaged files, the first index
+# format), and failed builds that leave the previous index as it was.
 set -u
 EAR=${EAR_BIN:?EAR_BIN is not set}
 SOURCE=${EAR_SOURCE_DIR:-.}
@@ -68,20 +70,18 @@ run_ear index --model "$MODEL" --data "$DATA" -o "$INDEX" --jobs 3
 check "index: exit 0 (status $status: $(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "index: the broken image is named" stderr_has "frames/broken.jpg"
 check "index: the undecodable sound is named" stderr_has "audio/noise.wav"
-check "index: the second cow is named" stderr_has "frames/cow.png: same id as cow.jpg"
 check "index: the 0.05 s sound is named" stderr_has "audio/blip.wav: too short: 0.050 s"
-check "index: summary" stderr_has "wrote $INDEX: 7 items (5 frames, 5 sounds embedded)"
-check "index: two items left out, five files skipped" \
-    stderr_has "2 left out with nothing embedded, 5 files skipped"
-check "index: plain progress lines off a terminal" stderr_has "ear index: 9/9 items (100%)"
+check "index: summary" stderr_has "wrote $INDEX: 11 items (6 images, 5 sounds)"
+check "index: four files left out, four problems" stderr_has "4 files left out, 4 problems"
+check "index: plain progress lines off a terminal" stderr_has "ear index: 15/15 items (100%)"
 check "index: no bar off a terminal" eval '! grep -q "\[#" "$WORK/stderr"'
 check "index: no temporary left" [ -z "$(ls -A "$WORK/out" | grep -v '^ear.index$')" ]
 
 run_ear info "$INDEX"
 check "info: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "info: fingerprint" [ "$(info_field fingerprint)" = "$FINGERPRINT" ]
-check "info: items" [ "$(info_field items)" = 7 ]
-check "info: frames" [ "$(info_field frames)" = 5 ]
+check "info: items" [ "$(info_field items)" = 11 ]
+check "info: images" [ "$(info_field images)" = 6 ]
 check "info: sounds" [ "$(info_field sounds)" = 5 ]
 check "info: dimension" [ "$(info_field dimension)" = 8 ]
 check "info: element type" grep -q "element type   f32" "$WORK/stdout"
@@ -100,17 +100,16 @@ check "search sounds: itself first" [ "$(result_ids | head -1)" = "dog bark" ]
 check "search sounds: score 1" awk -v s="$(first_score)" 'BEGIN { exit !(s > 0.9999 && s < 1.0001) }'
 check "search sounds: the five sounds" [ "$(result_ids | wc -l)" -eq 5 ]
 check "search sounds: no broken sound" eval '! result_ids | grep -qx noise'
-check "search sounds: percent-encoded frame" stdout_has '"frame_url":"data/frames/dog%20bark.jpg"'
+check "search sounds: percent-encoded URL" stdout_has '"url":"data/audio/dog%20bark.ogg"'
 check "search sounds: percent-encoded sound" stdout_has '"audio_url":"data/audio/dog%20bark.ogg"'
 check "search sounds: UTF-8 label" stdout_has '"label":"Café noise ✓"'
 check "search sounds: UTF-8 URL" stdout_has '"audio_url":"data/audio/caf%C3%A9.flac"'
 check "search sounds: last label line wins" stdout_has '"label":"Rain, later line."'
 SCORE='"score":[-0-9.e]*'
-check "search sounds: a sound-only item has no frame" \
-    stdout_has "\"id\":\"rain\",\"label\":\"Rain, later line.\",$SCORE,\"frame_url\":null"
-check "search sounds: the broken frame is not linked" stdout_has \
-    "\"id\":\"broken\",\"label\":\"broken\",$SCORE,\"frame_url\":null,\"audio_url\":\"data/audio/broken.wav\""
-check "search: query" stdout_has '"query":{"duration_s":1.3,"format":"ogg","truncated":false}'
+check "search sounds: a sound has no frame" stdout_has \
+    "\"id\":\"rain\",\"kind\":\"audio\",\"label\":\"Rain, later line.\",$SCORE,\"url\":\"data/audio/rain.wav\",\"frame_url\":null,\"audio_url\":\"data/audio/rain.wav\""
+check "search sounds: only sounds" eval '! stdout_has "\"kind\":\"image\""'
+check "search: query" stdout_has '"query":{"kind":"audio","duration_s":1.3,"format":"ogg","truncated":false}'
 MS='[0-9.e-]*'
 check "search: timings" \
     stdout_has "\"timing_ms\":{\"decode\":$MS,\"embed\":$MS,\"search\":$MS,\"total\":$MS}"
@@ -121,12 +120,17 @@ check "search frames: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "search frames: k=3" [ "$(result_ids | wc -l)" -eq 3 ]
 check "search frames: ranks" stdout_has '"rank":1,.*"rank":2,.*"rank":3,'
 check "search frames: one JSON line" [ "$(wc -l <"$WORK/stdout")" -eq 1 ]
+run_ear search --model "$MODEL" --index "$INDEX" -k 50 --kind all "$DATA/audio/cow.wav"
+check "search --kind all: every item" [ "$(result_ids | wc -l)" -eq 11 ]
 run_ear search --model "$MODEL" --index "$INDEX" -k 50 "$DATA/audio/cow.wav"
-check "search frames: every frame, no more" [ "$(result_ids | wc -l)" -eq 5 ]
-check "search frames: no sound-only item" eval '! result_ids | grep -qx rain'
-check "search frames: a frame-only item has no sound" stdout_has \
-    "\"id\":\"sunset\",\"label\":\"sunset\",$SCORE,\"frame_url\":\"data/frames/sunset.png\",\"audio_url\":null"
-check "search frames: the kept cow is the jpg" stdout_has '"frame_url":"data/frames/cow.jpg"'
+check "search without --kind: the frames, as --against frames was" [ "$(result_ids | wc -l)" -eq 6 ]
+run_ear search --model "$MODEL" --index "$INDEX" -k 50 --kind image "$DATA/audio/cow.wav"
+check "search frames: every frame, no more" [ "$(result_ids | wc -l)" -eq 6 ]
+check "search frames: no sound" eval '! result_ids | grep -qx rain'
+check "search frames: a frame has no sound" stdout_has \
+    "\"id\":\"sunset\",\"kind\":\"image\",\"label\":\"sunset\",$SCORE,\"url\":\"data/frames/sunset.png\",\"frame_url\":\"data/frames/sunset.png\",\"audio_url\":null"
+check "search frames: both cows, each its own item" eval \
+    'stdout_has "\"url\":\"data/frames/cow.jpg\"" && stdout_has "\"url\":\"data/frames/cow.png\""'
 FRAMES_ORDER=$(result_ids | tr '\n' ' ')
 check "search frames: sorted by score" eval \
     'grep -o "\"score\":[-0-9.e]*" "$WORK/stdout" | cut -d: -f2 | sort -gr -c'
@@ -137,7 +141,7 @@ check "index f16: exit 0" [ "$status" -eq 0 ]
 run_ear info "$WORK/out/half.index"
 check "info f16: element type" grep -q "element type   f16" "$WORK/stdout"
 check "info f16: smaller" [ "$(stat -c %s "$WORK/out/half.index")" -lt "$(stat -c %s "$INDEX")" ]
-run_ear search --model "$MODEL" --index "$WORK/out/half.index" -k 50 "$DATA/audio/cow.wav"
+run_ear search --model "$MODEL" --index "$WORK/out/half.index" -k 50 --kind image "$DATA/audio/cow.wav"
 check "search f16: the same order" [ "$(result_ids | tr '\n' ' ')" = "$FRAMES_ORDER" ]
 run_ear search --model "$MODEL" --index "$WORK/out/half.index" --against sounds -k 10 \
     "$DATA/audio/dog bark.ogg"
@@ -147,16 +151,19 @@ check "search f16 sounds: score ~1" awk -v s="$(first_score)" 'BEGIN { exit !(s 
 # 4. Models with one tower.
 run_ear index --model "$AUDIO_MODEL" --data "$DATA" -o "$WORK/out/audio-only.index"
 check "audio-only model: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
-check "audio-only model: sounds only" stderr_has "(0 frames, 5 sounds embedded)"
-run_ear search --model "$AUDIO_MODEL" --index "$WORK/out/audio-only.index" "$DATA/audio/cow.wav"
-check "audio-only index against frames: exit 1" [ "$status" -eq 1 ]
-check "audio-only index against frames: says why" stderr_has "no frame embeddings"
+check "audio-only model: sounds only" stderr_has "(0 images, 5 sounds)"
+check "audio-only model: says why the frames are left out" \
+    stderr_has "the model has no image tower: 8 files left out"
+run_ear search --model "$AUDIO_MODEL" --index "$WORK/out/audio-only.index" \
+    "$DATA/audio/cow.wav"
+check "audio-only index, images asked: exit 1" [ "$status" -eq 1 ]
+check "audio-only index, images asked: says why" stderr_has "the index holds no images"
 run_ear search --model "$AUDIO_MODEL" --index "$WORK/out/audio-only.index" --against sounds \
     "$DATA/audio/cow.wav"
 check "audio-only index against sounds: itself first" [ "$(result_ids | head -1)" = "cow" ]
-check "audio-only index keeps frame names" stdout_has '"frame_url":"data/frames/cow.jpg"'
+check "audio-only index: sounds only" eval '! stdout_has "\"kind\":\"image\""'
 run_ear index --model "$IMAGE_MODEL" --data "$DATA" -o "$WORK/out/image-only.index"
-check "image-only model: frames only" stderr_has "(5 frames, 0 sounds embedded)"
+check "image-only model: frames only" stderr_has "(6 images, 0 sounds)"
 run_ear search --model "$IMAGE_MODEL" --index "$WORK/out/image-only.index" "$DATA/audio/cow.wav"
 check "image-only model cannot search: exit 1" [ "$status" -eq 1 ]
 check "image-only model cannot search: says why" stderr_has "no audio tower"
@@ -173,21 +180,32 @@ run_ear search --model "$MODEL" --index "$WORK/truncated.index" "$DATA/audio/cow
 check "truncated search: exit 1 and says so" eval '[ "$status" -eq 1 ] && stderr_has truncated'
 run_ear search --model "$MODEL" --index "$MODEL" "$DATA/audio/cow.wav"
 check "a model as index: not an Ear index" eval '[ "$status" -eq 1 ] && stderr_has "not an Ear index"'
-{ head -c 8 "$INDEX"; printf '\x02\x00\x00\x00'; tail -c +13 "$INDEX"; } >"$WORK/v2.index"
-run_ear info "$WORK/v2.index"
-check "version 2: exit 1 and says so" eval '[ "$status" -eq 1 ] && stderr_has "index format version 2"'
+{ head -c 8 "$INDEX"; printf '\x03\x00\x00\x00'; tail -c +13 "$INDEX"; } >"$WORK/v3.index"
+run_ear info "$WORK/v3.index"
+check "version 3: exit 1 and says so" eval '[ "$status" -eq 1 ] && stderr_has "index format version 3"'
+{ head -c 8 "$INDEX"; printf '\x01\x00\x00\x00'; tail -c +13 "$INDEX"; } >"$WORK/v1.index"
+run_ear search --model "$MODEL" --index "$WORK/v1.index" "$DATA/audio/cow.wav"
+check "the first format: exit 1, rebuild it" eval \
+    '[ "$status" -eq 1 ] && stderr_has "format version 1" && stderr_has "rebuild it with \`ear index\`"'
 { head -c 40 "$INDEX"; printf '\x09'; tail -c +42 "$INDEX"; } >"$WORK/corrupt.index"
 run_ear info "$WORK/corrupt.index"
 check "corrupt header: exit 1 and says so" eval '[ "$status" -eq 1 ] && stderr_has "checksum"'
-run_ear search --model "$MODEL" --index "$INDEX" "$DATA/frames/cow.jpg"
-check "an image as query: exit 1" [ "$status" -eq 1 ]
-check "an image as query: names it" stderr_has "cow.jpg"
+run_ear search --model "$MODEL" --index "$INDEX" --kind image "$DATA/frames/cow.jpg"
+check "an image as query: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
+check "an image as query: itself first, score 1" eval \
+    'stdout_has "^{\"results\":\[{\"rank\":1,\"id\":\"cow\",\"kind\":\"image\",\"label\":\"A cow.\",\"score\":1[,.]" &&
+     stdout_has "\"url\":\"data/frames/cow.jpg\",\"frame_url\""'
+check "an image as query: the query says so" stdout_has '"query":{"kind":"image","duration_s":0,"format":"jpeg","truncated":false}'
+run_ear search --model "$MODEL" --index "$INDEX" "$DATA/frames/broken.jpg"
+check "a broken image as query: exit 1, names it" eval '[ "$status" -eq 1 ] && stderr_has "broken.jpg"'
+run_ear search --model "$MODEL" --index "$INDEX" --kind everything "$DATA/audio/cow.wav"
+check "--kind everything: exit 2" [ "$status" -eq 2 ]
 make_sound "$WORK/short.wav" 440 0.05
 run_ear search --model "$MODEL" --index "$INDEX" "$WORK/short.wav"
 check "a 0.05 s query: exit 1 and says so" eval '[ "$status" -eq 1 ] && stderr_has "at least 0.100 s"'
 run_ear search --model "$MODEL" --index "$INDEX" --max-seconds 0.5 "$DATA/audio/dog bark.ogg"
 check "--max-seconds 0.5: cut and said" eval \
-    '[ "$status" -eq 0 ] && stdout_has "\"query\":{\"duration_s\":0.5,\"format\":\"ogg\",\"truncated\":true}"'
+    '[ "$status" -eq 0 ] && stdout_has "\"query\":{\"kind\":\"audio\",\"duration_s\":0.5,\"format\":\"ogg\",\"truncated\":true}"'
 run_ear search --model "$MODEL" --index "$INDEX" -k 0 "$DATA/audio/cow.wav"
 check "-k 0: exit 2" [ "$status" -eq 2 ]
 run_ear search --model "$MODEL" --index "$INDEX" --against everything "$DATA/audio/cow.wav"
@@ -203,7 +221,42 @@ check "index --help" eval '[ "$status" -eq 0 ] && stdout_has "usage: ear index"'
 run_ear search --help
 check "search --help" eval '[ "$status" -eq 0 ] && stdout_has "usage: ear search"'
 
-# 6. Failed builds leave the previous index as it was, and no temporary.
+# 6. The original's layout: audio/<label>/** and frames/<label>/**, the label the first
+# folder, nested folders, spaces and UTF-8; a flat file beside them keeps Ear's rules.
+ORIG=$WORK/ear_data
+CAFE=$'caf\u00e9 bells'
+mkdir -p "$ORIG/audio/violin/deep/er" "$ORIG/audio/$CAFE" "$ORIG/frames/violin" "$ORIG/frames/$CAFE/x"
+{
+    make_sound "$ORIG/audio/violin/a 1.wav" 300 0.7 &&
+        make_sound "$ORIG/audio/violin/deep/er/b.wav" 700 0.7 &&
+        make_sound "$ORIG/audio/$CAFE/c.wav" 1200 0.7 &&
+        make_sound "$ORIG/audio/flat.wav" 2000 0.7 &&
+        make_image "$ORIG/frames/violin/v.png" red 40x40 &&
+        make_image "$ORIG/frames/$CAFE/x/w.jpg" blue 40x40
+} || { echo "could not make the original-layout dataset" >&2; exit 1; }
+run_ear index --model "$MODEL" --data "$ORIG" -o "$WORK/out/orig.index"
+check "original layout: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
+check "original layout: every file" stderr_has "6 items (2 images, 4 sounds)"
+run_ear search --model "$MODEL" --index "$WORK/out/orig.index" -k 10 --kind all \
+    "$ORIG/audio/violin/deep/er/b.wav"
+check "original layout: a nested sound finds itself, labelled by its first folder" stdout_has \
+    "^{\"results\":\[{\"rank\":1,\"id\":\"violin/deep/er/b\",\"kind\":\"audio\",\"label\":\"violin\","
+check "original layout: UTF-8 label and URL" eval \
+    'stdout_has "\"label\":\"$CAFE\"" && stdout_has "\"url\":\"data/audio/caf%C3%A9%20bells/c.wav\""'
+check "original layout: nested frame" stdout_has '"url":"data/frames/caf%C3%A9%20bells/x/w.jpg"'
+check "original layout: a flat file labelled by its id" stdout_has '"id":"flat","kind":"audio","label":"flat"'
+# A kind's folder missing: the other kind alone.
+mkdir -p "$WORK/sounds-only/audio/rain"
+make_sound "$WORK/sounds-only/audio/rain/r.wav" 500 0.7
+run_ear index --model "$MODEL" --data "$WORK/sounds-only" -o "$WORK/out/sounds-only.index"
+check "no frames/ folder: the sounds alone" eval \
+    '[ "$status" -eq 0 ] && stderr_has "1 items (0 images, 1 sounds)"'
+mkdir -p "$WORK/empty-data/audio/violin" "$WORK/empty-data/frames"
+run_ear index --model "$MODEL" --data "$WORK/empty-data" -o "$WORK/out/empty.index"
+check "label folders without files: exit 1, says so" eval \
+    '[ "$status" -eq 1 ] && stderr_has "no files in"'
+
+# 7. Failed builds leave the previous index as it was, and no temporary.
 cp "$INDEX" "$WORK/before.index"
 cp "$MODEL" "$WORK/out/model.copy"
 run_ear index --model "$MODEL" --data "$DATA" -o "$WORK/out/model.copy"

@@ -31,16 +31,21 @@ touch "$WORK/data/audio/cow.wav" "$WORK/data/audio/train.ogg"
 ffmpeg -nostdin -v error -y -f lavfi -i "sine=frequency=440:duration=0.6" -ar 8000 \
     "$WORK/query.wav" || { echo "could not make the query sound" >&2; exit 1; }
 
-# 1. The seed service's layout: the same bytes as the committed fixture.
-run "$PYTHON" "$TOOL" --model "$MODEL" --data "$WORK/data" "$FIXTURES/seed.pt" -o "$WORK/seed.index"
+# 1. The original's indexed_db.pt: the same bytes as the committed fixture.
+run "$PYTHON" "$TOOL" --model "$MODEL" --data "$FIXTURES/seed_data" "$FIXTURES/seed.pt" \
+    -o "$WORK/seed.index"
 check "seed: exit 0 ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "seed: as committed" cmp -s "$WORK/seed.index" "$FIXTURES/seed.earindex"
 check "seed: no temporary" [ -z "$(ls -A "$WORK" | grep '\.tmp\.')" ]
-run "$EAR" search --model "$MODEL" --index "$WORK/seed.index" -k 10 "$WORK/query.wav"
+run "$EAR" search --model "$MODEL" --index "$WORK/seed.index" -k 10 --kind all "$WORK/query.wav"
 check "seed: ear search accepts it ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "seed: five results" [ "$(result_ids | wc -l)" -eq 5 ]
-check "seed: labels" stdout_has '"label":"Café noise ✓"'
-check "seed: no sound for dog bark" stdout_has '"frame_url":"data/frames/dog%20bark.jpg","audio_url":null'
+check "seed: labels" stdout_has '"label":"café"'
+check "seed: nested paths" stdout_has '"url":"data/audio/caf%C3%A9/deep/c%201.wav"'
+check "seed: kinds" eval 'stdout_has "\"kind\":\"image\"" && stdout_has "\"kind\":\"audio\""'
+run "$PYTHON" "$TOOL" --model "$MODEL" --data "$WORK/data" "$FIXTURES/seed.pt" -o "$WORK/x.index"
+check "seed, files missing: exit 1" [ "$status" -eq 1 ]
+check "seed, files missing: says which" stderr_has "5 files of the index are not under"
 
 # 2. {"features" (not normalised), "paths"}: ids from the paths, sounds found on disk.
 run "$PYTHON" "$TOOL" --model "$MODEL" --data "$WORK/data" "$FIXTURES/features.pt" \
@@ -50,17 +55,17 @@ run "$EAR" search --model "$MODEL" --index "$WORK/features.index" -k 10 "$WORK/q
 check "features: ear search accepts it ($(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
 check "features: ids from paths" [ "$(result_ids | sort | tr '\n' ' ')" = "bird cow rain train " ]
 check "features: frame names from paths" stdout_has '"frame_url":"data/frames/train.jpg"'
-check "features: sound found on disk" stdout_has '"audio_url":"data/audio/cow.wav"'
 check "features: normalised (scores within [-1, 1])" eval \
     'grep -o "\"score\":[-0-9.e]*" "$WORK/stdout" | cut -d: -f2 | awk "{ if (\$1 > 1.001 || \$1 < -1.001) exit 1 }"'
 run "$PYTHON" "$TOOL" --model "$MODEL" --data "$WORK/data" "$FIXTURES/features.pt" \
     -o "$WORK/sounds.index" --against sounds
 run "$EAR" search --model "$MODEL" --index "$WORK/sounds.index" --against sounds "$WORK/query.wav"
 check "features --against sounds: searchable against sounds" [ "$status" -eq 0 ]
+check "features --against sounds: sounds" stdout_has '"kind":"audio"' 
 
 # 3. Refusals: another model's dimension, an unknown layout; nothing written.
 OTHER=$SOURCE/tests/fixtures/nn/nn_bottleneck_f16.safetensors
-run "$PYTHON" "$TOOL" --model "$OTHER" --data "$WORK/data" "$FIXTURES/seed.pt" -o "$WORK/x.index"
+run "$PYTHON" "$TOOL" --model "$OTHER" --data "$FIXTURES/seed_data" "$FIXTURES/seed.pt" -o "$WORK/x.index"
 check "wrong dimension: exit 1" [ "$status" -eq 1 ]
 check "wrong dimension: says so" stderr_has "8 dimensions, the model 12"
 "$PYTHON" -c "import torch; torch.save({'weights': torch.zeros(3, 8)}, '$WORK/odd.pt')"

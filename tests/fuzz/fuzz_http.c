@@ -101,12 +101,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (int i = 0; i < 3; i++)
         vectors[(size_t)i * dim + (size_t)(i % dim)] = 1;
     ear_index_entry entries[] = {
-        {"cow", "A cow.", "cow.jpg", "cow.wav", vectors, vectors + dim},
-        {"cat", NULL, "cat.png", NULL, vectors + 2 * dim, NULL},
+        {EAR_INDEX_IMAGE, "frames/cow.jpg", "A cow.", vectors},
+        {EAR_INDEX_AUDIO, "audio/cow.wav", "A cow.", vectors + dim},
+        {EAR_INDEX_IMAGE, "frames/cat.png", NULL, vectors + 2 * dim},
     };
     snprintf(path, sizeof path, "%s/ear.index", work_dir);
     EAR_FUZZ_REQUIRE(ear_index_write(path, ear_nn_model_fingerprint(model), dim, EAR_INDEX_F32,
-                                     entries, 2, &err) == 0,
+                                     entries, 3, &err) == 0,
                      err.message);
     free(vectors);
 

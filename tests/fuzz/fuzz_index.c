@@ -41,25 +41,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     EAR_FUZZ_REQUIRE(vector, "out of memory");
     volatile size_t sink = 0;
     for (size_t i = 0; i < count && i < 4096; i++) {
-        const char *texts[4] = {ear_index_item_id(idx, i), ear_index_item_label(idx, i),
-                                ear_index_item_frame(idx, i), ear_index_item_audio(idx, i)};
-        EAR_FUZZ_REQUIRE(texts[0] && texts[1], "every item has an id and a label");
-        for (int t = 0; t < 4; t++)
-            sink += texts[t] ? strlen(texts[t]) : 0;
-        for (int against = 0; against < 2; against++)
-            if (ear_index_item_has(idx, i, (ear_index_against)against))
-                EAR_FUZZ_REQUIRE(ear_index_item_embedding(idx, i, (ear_index_against)against,
-                                                          vector, &err) == 0,
-                                 "an embedding the item has can be read");
+        const char *texts[2] = {ear_index_item_path(idx, i), ear_index_item_label(idx, i)};
+        EAR_FUZZ_REQUIRE(texts[0] && texts[1], "every item has a path and a label");
+        for (int t = 0; t < 2; t++)
+            sink += strlen(texts[t]);
+        EAR_FUZZ_REQUIRE(ear_index_item_kind(idx, i) >= 0, "a verified item has a known kind");
+        EAR_FUZZ_REQUIRE(ear_index_item_embedding(idx, i, vector, &err) == 0,
+                         "a verified item's embedding can be read");
     }
-    EAR_FUZZ_REQUIRE(ear_index_item_id(idx, count) == NULL, "item out of range gives NULL");
+    EAR_FUZZ_REQUIRE(ear_index_item_path(idx, count) == NULL, "item out of range gives NULL");
     for (int d = 0; d < dim; d++)
         vector[d] = (float)(d % 7) - 3.0f;
     ear_index_hit hits[50];
-    for (int against = 0; against < 2; against++) {
+    for (unsigned kinds = 1; kinds <= EAR_INDEX_ALL; kinds++) {
         int found = -1;
-        if (ear_index_search(idx, (ear_index_against)against, vector, 50, hits, &found, &err) ==
-            0) {
+        if (ear_index_search(idx, kinds, vector, 50, hits, &found, &err) == 0) {
             EAR_FUZZ_REQUIRE(found >= 0 && found <= 50, "found within k");
             for (int h = 0; h < found; h++)
                 EAR_FUZZ_REQUIRE(hits[h].item < count, "a hit is an item of the index");

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 uint8_t rgb[8 * 6 * 3];
                 for (size_t i = 0; i < sizeof rgb; i++)
                     rgb[i] = (uint8_t)(i * 29);
-                ear_image img = {8, 6, rgb};
+                ear_image img = {.width = 8, .height = 6, .rgb = rgb};
                 (void)ear_nn_embed_image(s, &img, embedding, &err);
             }
             free(embedding);

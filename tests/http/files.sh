@@ -1,14 +1,19 @@
 #!/bin/bash
-# GET /data/frames/<name> and /data/audio/<name>: types, ETag and Last-Modified
-# with 304, byte ranges (206, 416), HEAD; and nothing outside the folders:
-# "..", "/", "\", NUL and their percent-encodings, absolute paths, symbolic
-# links, folders and FIFOs all answer 404.
+# GET /data/<path>, nested folders included: types, ETag and Last-Modified
+# with 304, byte ranges (206, 416), HEAD; and nothing outside the dataset:
+# "..", "\", NUL and their percent-encodings, empty segments, absolute paths,
+# symbolic links (to files or folders, at any depth), folders and FIFOs all
+# answer 404.
 source "$(dirname "$0")/lib.sh"
 
 make_dataset "$WORK/data" || { echo "could not make the dataset" >&2; exit 1; }
 make_index "$WORK/data" "$WORK/index.ear" || { cat "$WORK/index.log" >&2; exit 1; }
 echo "secret" >"$WORK/secret.txt"
-echo "secret" >"$WORK/data/secret.jpg"            # beside frames/, not in it
+echo "not secret" >"$WORK/data/notes.txt"         # the dataset's root: served, as the original did
+mkdir -p "$WORK/data/frames/violin/deep" "$WORK/data/audio/café 1"
+cp "$WORK/data/frames/cow.jpg" "$WORK/data/frames/violin/deep/x y.jpg"
+cp "$WORK/data/audio/cow.wav" "$WORK/data/audio/café 1/c.wav"
+ln -s "$WORK" "$WORK/data/frames/violin/up"
 ln -s "$WORK/secret.txt" "$WORK/data/frames/evil.jpg"
 ln -s cow.jpg "$WORK/data/frames/alias.jpg"      # a link even to a file inside is refused
 ln -s "$WORK" "$WORK/data/frames/outside"
@@ -97,7 +102,22 @@ touch -d "2001-02-03 04:05:06" "$WORK/data/frames/cow.jpg"
 fetch e -H "If-None-Match: $etag" "$(URL /data/frames/cow.jpg)"
 check "the file changed: the old ETag gets 200 (got $code)" [ "$code" = 200 ]
 
-# Nothing outside the folders.
+# Nested paths, as the original's URLs name them, at both prefixes.
+for prefix in "" /ear; do
+    fetch nested "$(URL "$prefix/data/frames/violin/deep/x%20y.jpg")"
+    check "GET $prefix/data/frames/violin/deep/x%20y.jpg: 200 image/jpeg (got $code)" \
+        eval '[ "$code" = 200 ] && [ "$(header nested Content-Type)" = image/jpeg ]'
+    check "GET $prefix nested: the file's bytes" cmp -s "$WORK/nested.b" "$WORK/data/frames/violin/deep/x y.jpg"
+    fetch nested "$(URL "$prefix/data/audio/caf%C3%A9%201/c.wav")"
+    check "GET $prefix/data/audio/caf%C3%A9%201/c.wav: 200 (got $code)" [ "$code" = 200 ]
+    fetch nested -H "Range: bytes=0-9" "$(URL "$prefix/data/frames/violin/deep/x%20y.jpg")"
+    check "GET $prefix nested with a range: 206, 10 bytes (got $code)" \
+        eval '[ "$code" = 206 ] && [ "$(wc -c <"$WORK/nested.b")" -eq 10 ]'
+done
+fetch root "$(URL /data/notes.txt)"
+check "GET /data/notes.txt (the dataset's root): 200 (got $code)" [ "$code" = 200 ]
+
+# Nothing outside the dataset.
 for path in "/data/frames/../secret.jpg" "/data/frames/../../$(basename "$WORK")/secret.txt" \
     "/data/frames/%2e%2e%2fsecret.jpg" "/data/frames/%2E%2E%2Fsecret.jpg" "/data/frames/..%2fsecret.jpg" \
     "/data/frames/%2e%2e/secret.jpg" "/data/frames/..%5csecret.jpg" "/data/frames/%2e%2e" "/data/frames/.." \
@@ -105,7 +125,11 @@ for path in "/data/frames/../secret.jpg" "/data/frames/../../$(basename "$WORK")
     "/data/frames/%252e%252e%252fsecret.jpg" "/data/frames/cow.jpg%00.png" "/data/frames/cow.jpg%00" \
     "/data/frames/evil.jpg" "/data/frames/alias.jpg" "/data/frames/outside/secret.txt" \
     "/data/frames/outside%2fsecret.txt" "/data/frames/folder.jpg" "/data/frames/pipe.jpg" \
-    "/data/frames/.hidden.jpg" "/data/frames/" "/data/secret.jpg" "/data/other/cow.jpg" \
+    "/data/frames/.hidden.jpg" "/data/frames/" "/data/other/cow.jpg" "/data/../secret.txt" \
+    "/data/frames/violin/../../../secret.txt" "/data/frames/violin/deep/../../../../secret.txt" \
+    "/data/frames/violin/%2e%2e/%2e%2e/%2e%2e/secret.txt" "/data/frames/violin//deep/x%20y.jpg" \
+    "/data/frames/violin/up/secret.txt" "/data/frames/violin/deep/" "/data/frames/violin/deep" \
+    "/data/frames/violin/.%2e/cow.jpg" "/data/" "/data" "/data/%2fetc/passwd" \
     "/ear/data/frames/..%2fsecret.jpg" "/ear/data/audio/%2e%2e%2f%2e%2e%2fsecret.txt"; do
     fetch t --path-as-is "$(URL "$path")"
     check "GET $path: 404 not_found (got $code)" error_is t 404 not_found

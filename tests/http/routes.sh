@@ -54,6 +54,11 @@ for prefix in "" /ear; do
     check "GET $prefix/healthz: application/json" [ "$(header health Content-Type)" = application/json ]
     check "GET $prefix/healthz: the common headers" common health
 
+    fetch config "$(URL "$prefix/api/config")"
+    check "GET $prefix/api/config: 200 {\"home_url\":\"/\"} (got $code $(cat "$WORK/config.b"))" \
+        eval '[ "$code" = 200 ] && [ "$(cat "$WORK/config.b")" = "{\"home_url\":\"/\"}" ]'
+    check "GET $prefix/api/config: application/json" [ "$(header config Content-Type)" = application/json ]
+
     fetch head -I "$(URL "$prefix/healthz")"
     body_bytes=$(curl -s -I -o /dev/null -w '%{size_download}' "$(URL "$prefix/healthz")")
     check "HEAD $prefix/healthz: 200 and no body (got $code, $body_bytes bytes)" \
@@ -113,7 +118,7 @@ check "/metrics: the redirect counted" body_has metrics '^ear_http_requests_tota
 check "/metrics: a latency histogram" body_has metrics '^ear_http_request_duration_seconds_bucket{route="page",le="+Inf"} '
 check "/metrics: histogram count (the 12 and the two 405s)" body_has metrics '^ear_http_request_duration_seconds_count{route="healthz"} 14$'
 check "/metrics: queue depth 0" body_has metrics '^ear_search_queue_depth 0$'
-check "/metrics: 3 items" body_has metrics '^ear_index_items 3$'
+check "/metrics: 5 items" body_has metrics '^ear_index_items 5$'
 rss=$(sed -n 's/^process_resident_memory_bytes //p' "$WORK/metrics.b")
 check "/metrics: resident memory above 1 MB (got $rss)" [ "${rss:-0}" -gt 1000000 ]
 check "/metrics: every sample line is 'name{labels} value'" \
@@ -124,5 +129,13 @@ check "access log: GET /healthz 200 15 B ... id=trace-42.a_b:c" \
     grep -qE '^ear serve: 127\.0\.0\.1 GET /healthz 200 15 B [0-9.]+ ms id=trace-42\.a_b:c$' "$WORK/serve.log"
 check "access log: the 404" grep -qE ' GET /ear/no/such/route 404 [0-9]+ B [0-9.]+ ms id=[0-9a-f]{16}$' "$WORK/serve.log"
 
+stop_server
+
+# --home-url reaches the page through /api/config, JSON-escaped.
+start_server --model "$MODEL" --index "$WORK/index.ear" --data "$WORK/data" \
+    --home-url 'https://example.org/a"b' || exit 1
+fetch config "$(URL /api/config)"
+check "--home-url: /api/config says it, escaped (got $(cat "$WORK/config.b"))" \
+    [ "$(cat "$WORK/config.b")" = '{"home_url":"https://example.org/a\"b"}' ]
 stop_server
 finish

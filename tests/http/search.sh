@@ -1,6 +1,7 @@
 #!/bin/bash
 # POST /api/search: multipart and raw bodies at both prefixes, the same answer
-# as `ear search`, k and against, each error of the spec (400 bad_request and
+# as `ear search`, k, kind and against, image queries (field image, a raw JPEG or
+# PNG, `ear search` with an image), each error of the spec (400 bad_request and
 # undecodable_audio, 413 from the headers and from a growing chunked body, 422,
 # 503 busy with Retry-After), a client that leaves mid-upload, and 16
 # simultaneous searches with one worker, none lost.
@@ -34,7 +35,7 @@ for prefix in "" /ear; do
     check "multipart $prefix: application/json" [ "$(header multipart Content-Type)" = application/json ]
     check "multipart $prefix: the answer of ear search" [ "$(results multipart)" = "$(results cli)" ]
     check "multipart $prefix: timings" body_has multipart '"timing_ms":{"decode":[0-9.]*,"embed":[0-9.]*,"search":[0-9.]*,"total":[0-9.]*}}$'
-    check "multipart $prefix: cut at --max-seconds 2" body_has multipart '"query":{"duration_s":2,"format":"[a-z,]*webm[a-z,]*","truncated":true}'
+    check "multipart $prefix: cut at --max-seconds 2" body_has multipart '"query":{"kind":"audio","duration_s":2,"format":"[a-z,]*webm[a-z,]*","truncated":true}'
 
     fetch raw --data-binary "@$WORK/query.webm" -H "Content-Type: audio/webm" "$(URL "$prefix/api/search?k=3")"
     check "raw $prefix: 200 (got $code)" [ "$code" = 200 ]
@@ -44,16 +45,19 @@ done
 # A multipart form with other fields first, and curl's default raw type.
 fetch form -F "note=hello" -F "audio=@$WORK/data/audio/cow.wav" -F "extra=@$WORK/noise.bin" "$(URL /api/search?k=1)"
 check "multipart with other fields: 200 (got $code)" [ "$code" = 200 ]
-check "multipart with other fields: cow first (its own sound)" body_has form '"rank":1,"id":"cow"'
+check "multipart with other fields: cow first" body_has form '"rank":1,"id":"cow"'
 fetch rawform --data-binary "@$WORK/data/audio/cow.wav" "$(URL /api/search?k=1)"
 check "raw body sent as x-www-form-urlencoded: the same answer" [ "$(results rawform)" = "$(results form)" ]
 
-# k: default 8 (the index has 3 items), 1 to 50, anything else 400.
+# k: default 8 (the index has 5 items: 3 frames, 2 sounds), 1 to 50, anything else 400.
+fetch k --data-binary "@$WORK/query.webm" "$(URL /api/search?kind=all)"
+check "no k: every one of the 5 items (got $(ranks k))" [ "$(ranks k)" -eq 5 ]
 fetch k --data-binary "@$WORK/query.webm" "$(URL /api/search)"
-check "no k: every one of the 3 items (got $(ranks k))" [ "$(ranks k)" -eq 3 ]
+check "no kind: the 3 frames, as against=frames was (got $(ranks k))" \
+    eval '[ "$(ranks k)" -eq 3 ] && ! body_has k "\"url\":\"data/audio"'
 for k in 1 2 50; do
-    fetch k --data-binary "@$WORK/query.webm" "$(URL "/api/search?k=$k")"
-    expected=$((k < 3 ? k : 3))
+    fetch k --data-binary "@$WORK/query.webm" "$(URL "/api/search?k=$k&kind=all")"
+    expected=$((k < 5 ? k : 5))
     check "k=$k: 200 with $expected results (got $code, $(ranks k))" [ "$code" = 200 ] && [ "$(ranks k)" -eq "$expected" ]
 done
 for k in 0 51 -1 abc 2x "" 1.5; do
@@ -65,9 +69,45 @@ done
 fetch sounds --data-binary "@$WORK/data/audio/dog.wav" "$(URL "/ear/api/search?k=8&against=sounds")"
 check "against=sounds: 200 (got $code)" [ "$code" = 200 ]
 check "against=sounds: the 2 items with a sound (got $(ranks sounds))" [ "$(ranks sounds)" -eq 2 ]
-check "against=sounds: dog first with score 1" body_has sounds '"rank":1,"id":"dog","label":"A dog.","score":1[,.]'
+check "against=sounds: dog first with score 1" body_has sounds '"rank":1,"id":"dog","kind":"audio","label":"A dog.","score":1[,.]'
+check "against=sounds: its URL" body_has sounds '"url":"data/audio/dog.wav","frame_url":null,"audio_url":"data/audio/dog.wav"'
 fetch bad --data-binary "@$WORK/query.webm" "$(URL "/api/search?against=everything")"
 check "against=everything: 400 bad_request" error_is bad 400 bad_request
+
+# kind=audio|image|all filters the results; against= is its older name.
+fetch kind --data-binary "@$WORK/data/audio/dog.wav" "$(URL "/api/search?kind=audio")"
+check "kind=audio: the 2 sounds, nothing else (got $(ranks kind))" \
+    eval '[ "$(ranks kind)" -eq 2 ] && ! body_has kind "\"kind\":\"image\""'
+check "kind=audio: the same answer as against=sounds" [ "$(results kind)" = "$(results sounds)" ]
+fetch kind --data-binary "@$WORK/data/audio/dog.wav" "$(URL "/api/search?kind=image")"
+# (the query's own "kind":"audio" is the one sound the answer names)
+check "kind=image: the 3 frames, nothing else (got $(ranks kind))" \
+    eval '[ "$(ranks kind)" -eq 3 ] && [ "$(grep -o "\"kind\":\"audio\"" "$WORK/kind.b" | wc -l)" -eq 1 ]'
+fetch kind --data-binary "@$WORK/data/audio/dog.wav" "$(URL "/api/search?kind=all&k=50")"
+check "kind=all: both kinds, 5 results (got $(ranks kind))" \
+    eval '[ "$(ranks kind)" -eq 5 ] && body_has kind "\"kind\":\"image\"" && body_has kind "\"kind\":\"audio\""'
+for bad_kind in "kind=sound" "kind=" "kind=image&against=sounds"; do
+    fetch bad --data-binary "@$WORK/query.webm" "$(URL "/api/search?$bad_kind")"
+    check "$bad_kind: 400 bad_request (got $code)" error_is bad 400 bad_request
+done
+
+# Image queries: the field image, a raw JPEG or PNG body, any name; `ear search` the same.
+fetch image -F "image=@$WORK/data/frames/cow.jpg" "$(URL "/api/search?kind=image&k=1")"
+check "image field: 200, the frame itself first (got $code: $(head -c 300 "$WORK/image.b"))" \
+    eval '[ "$code" = 200 ] && body_has image "\"rank\":1,\"id\":\"cow\",\"kind\":\"image\",\"label\":\"A cow.\",\"score\":1[,.]"'
+check "image field: the query says image, jpeg" body_has image '"query":{"kind":"image","duration_s":0,"format":"jpeg","truncated":false}'
+fetch imageraw --data-binary "@$WORK/data/frames/cow.jpg" -H "Content-Type: image/jpeg" "$(URL "/ear/api/search?kind=image&k=1")"
+check "raw JPEG: the same answer" [ "$(results imageraw)" = "$(results image)" ]
+fetch imagepng -F "audio=@$WORK/data/frames/dog.png;filename=x.wav" "$(URL "/api/search?k=1&kind=image")"
+check "a PNG in the audio field named .wav: still an image, dog first" \
+    body_has imagepng '"rank":1,"id":"dog","kind":"image"'
+"$EAR" search --model "$MODEL" --index "$WORK/index.ear" -k 1 --kind image "$WORK/data/frames/cow.jpg" \
+    >"$WORK/cliimage.b" 2>"$WORK/cliimage.err"
+check "ear search with an image: the answer of /api/search ($(cat "$WORK/cliimage.err"))" \
+    [ "$(results cliimage)" = "$(results image)" ]
+printf '\xff\xd8\xff\xe0broken' >"$WORK/broken.jpg"
+fetch bad -F "image=@$WORK/broken.jpg" "$(URL /api/search)"
+check "a broken JPEG: 400 undecodable_image (got $code)" error_is bad 400 undecodable_image
 
 # Bodies that are not audio, too short, or missing.
 fetch bad --data-binary "@$WORK/noise.bin" -H "Content-Type: audio/ogg" "$(URL /api/search)"
@@ -75,13 +115,13 @@ check "noise: 400 undecodable_audio (got $code)" error_is bad 400 undecodable_au
 check "undecodable: the message says what was received: $(cat "$WORK/bad.b")" body_has bad '5000 bytes (audio/ogg)'
 fetch bad -F "audio=@$WORK/noise.bin;type=audio/webm;filename=rec.webm" "$(URL /api/search)"
 check "multipart noise: 400 undecodable_audio" error_is bad 400 undecodable_audio
-check "multipart noise: names the field's type and file: $(cat "$WORK/bad.b")" body_has bad '5000 bytes in the audio field (audio/webm, file rec.webm)'
+check "multipart noise: names the field's type and file: $(cat "$WORK/bad.b")" body_has bad '5000 bytes in the upload field (audio/webm, file rec.webm)'
 fetch bad -X POST "$(URL /api/search)"
 check "no body: 400 undecodable_audio (got $code)" error_is bad 400 undecodable_audio
 fetch bad --data-binary "@$WORK/short.wav" "$(URL /api/search)"
 check "0.05 s: 422 audio_too_short (got $code)" error_is bad 422 audio_too_short
 fetch bad -F "sound=@$WORK/query.webm" "$(URL /api/search)"
-check "multipart without an audio field: 400 bad_request (got $code)" error_is bad 400 bad_request
+check "multipart without an audio or image field: 400 bad_request (got $code)" error_is bad 400 bad_request
 fetch bad -H "Content-Type: multipart/form-data" --data-binary "@$WORK/query.webm" "$(URL /api/search)"
 check "multipart without a boundary: 400 bad_request (got $code)" error_is bad 400 bad_request
 fetch bad -H "Content-Type: multipart/form-data; boundary=xyz" --data-binary "@$WORK/noise.bin" "$(URL /api/search)"

@@ -47,8 +47,8 @@ check "exit 0 after SIGINT (got $server_status)" [ "$server_status" -eq 0 ]
 
 # SIGHUP: a rebuilt index is picked up.
 start_server --model "$MODEL" --index "$WORK/index.ear" --data "$WORK/data" || exit 1
-fetch before --data-binary "@$WORK/query.wav" "$(URL "/api/search?k=50")"
-check "before SIGHUP: the 3 items (got $(ids before))" [ "$(ids before)" = "cat cow dog " ]
+fetch before --data-binary "@$WORK/query.wav" "$(URL "/api/search?k=50&kind=image")"
+check "before SIGHUP: the 3 frames (got $(ids before))" [ "$(ids before)" = "cat cow dog " ]
 
 reloads=0
 # hup PATTERN: SIGHUP, then wait for the log line that says how it went.
@@ -66,10 +66,10 @@ cp "$SOURCE/tests/fixtures/image/gray_33x47.png" "$WORK/data/frames/bird.png"
 ffmpeg -nostdin -v error -f lavfi -i "sine=frequency=2000:duration=1" -ar 16000 "$WORK/data/audio/bird.wav"
 make_index "$WORK/data" "$WORK/index.ear"
 check "SIGHUP after a rebuild: reopened" hup "reopened the index"
-fetch after --data-binary "@$WORK/query.wav" "$(URL "/api/search?k=50")"
-check "after SIGHUP: 4 items, bird among them (got $(ids after))" [ "$(ids after)" = "bird cat cow dog " ]
+fetch after --data-binary "@$WORK/query.wav" "$(URL "/api/search?k=50&kind=image")"
+check "after SIGHUP: 4 frames, bird among them (got $(ids after))" [ "$(ids after)" = "bird cat cow dog " ]
 fetch metrics "$(URL /metrics)"
-check "/metrics: 4 items" body_has metrics '^ear_index_items 4$'
+check "/metrics: 7 items (4 frames, 3 sounds)" body_has metrics '^ear_index_items 7$'
 
 # Refused files leave the index in service as it was.
 cp "$WORK/index.ear" "$WORK/good.ear"
@@ -85,8 +85,8 @@ check "the refusal says why: $(grep "SIGHUP:" "$WORK/serve.log" | tail -1)" \
     eval 'grep "SIGHUP:" "$WORK/serve.log" | tail -1 | grep -qi "fingerprint\|model"'
 rm -f "$WORK/index.ear"
 check "SIGHUP with no file: refused" hup "still serving the previous index"
-fetch kept --data-binary "@$WORK/query.wav" "$(URL "/api/search?k=50")"
-check "after the refusals: still the 4 items (got $code, $(ids kept))" \
+fetch kept --data-binary "@$WORK/query.wav" "$(URL "/api/search?k=50&kind=image")"
+check "after the refusals: still the 4 frames (got $code, $(ids kept))" \
     eval '[ "$code" = 200 ] && [ "$(ids kept)" = "bird cat cow dog " ]'
 
 # Reloads while searches run: every search answers 200.

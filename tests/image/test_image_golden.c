@@ -164,7 +164,8 @@ static void test_golden_cases(void)
  * sum to one), whatever the aspect ratio. */
 static void test_uniform(int width, int height, int size)
 {
-    ear_image img = {width, height, malloc((size_t)width * (size_t)height * 3)};
+    ear_image img = {.width = width, .height = height,
+                     .rgb = malloc((size_t)width * (size_t)height * 3)};
     float *out = malloc(3 * (size_t)size * (size_t)size * sizeof *out);
     const uint8_t colour[3] = {7, 128, 250};
     EAR_CHECK(img.rgb && out);
@@ -200,7 +201,7 @@ static void test_identity(void)
     uint8_t pixels[side * side * 3];
     for (int i = 0; i < side * side * 3; i++)
         pixels[i] = (uint8_t)(i * 37 + 11);
-    ear_image img = {side, side, pixels};
+    ear_image img = {.width = side, .height = side, .rgb = pixels};
     float out[3 * side * side];
     ear_error err = {{0}};
     EAR_CHECK(ear_image_preprocess(&img, side, golden_mean, golden_std, out, &err) == 0);
@@ -220,7 +221,7 @@ static void test_centre(void)
     static uint8_t pixels[width * height * 3];
     memset(pixels, 0, sizeof pixels);
     memset(pixels + (size_t)30 * width * 3, 255, width * 3); /* row 30 of 61: the centre */
-    ear_image img = {width, height, pixels};
+    ear_image img = {.width = width, .height = height, .rgb = pixels};
     static float out[3 * size * size];
     const float zero[3] = {0, 0, 0}, one[3] = {1, 1, 1};
     ear_error err = {{0}};
@@ -237,7 +238,7 @@ static void test_centre(void)
 static void test_preprocess_errors(void)
 {
     uint8_t pixels[4 * 4 * 3] = {0};
-    ear_image img = {4, 4, pixels}, empty = {0};
+    ear_image img = {.width = 4, .height = 4, .rgb = pixels}, empty = {0};
     float out[3 * 4 * 4];
     const float zero_std[3] = {0.5f, 0, 0.5f};
     ear_error err = {{0}};

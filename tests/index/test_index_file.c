@@ -1,6 +1,7 @@
-/* The index file: what is written is what is read back, in id order, in both
- * element types; damaged, foreign or other-model files are refused with a
- * message that says so; a failed write leaves the old file as it was. */
+/* The index file: what is written is what is read back, typed items in path
+ * order, in both element types; damaged, foreign, older-format or other-model
+ * files are refused with a message that says so; a failed write leaves the old
+ * file as it was. */
 #include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
@@ -15,40 +16,25 @@
 #define DIM 12
 #define FINGERPRINT "0123456789abcdef"
 
-static float frame_vectors[4][DIM], sound_vectors[4][DIM];
+static float vectors[4][DIM];
 
-/* Four items given out of order: "b" frame only, "a" both, "c d é" sound only
- * with a label, "a.b" both with a label equal to its id. */
+/* Four items given out of order: an image with no label (the path is), a
+ * nested sound labelled by its folder, a sound with spaces and UTF-8 in its
+ * path and label, an image whose label equals its path. */
 static void make_entries(ear_index_entry e[4])
 {
     for (int i = 0; i < 4; i++)
-        for (int d = 0; d < DIM; d++) {
-            frame_vectors[i][d] = (float)(i * DIM + d) / 64.0f - 0.5f;
-            sound_vectors[i][d] = (float)(d - i) / 32.0f;
-        }
+        for (int d = 0; d < DIM; d++)
+            vectors[i][d] = i % 2 ? (float)(d - i) / 32.0f : (float)(i * DIM + d) / 64.0f - 0.5f;
     memset(e, 0, 4 * sizeof *e);
-    e[0] = (ear_index_entry){.id = "b", .frame = "b.jpg", .frame_embedding = frame_vectors[0]};
-    e[1] = (ear_index_entry){.id = "a",
-                             .label = "An A.",
-                             .frame = "a.png",
-                             .audio = "a.wav",
-                             .frame_embedding = frame_vectors[1],
-                             .audio_embedding = sound_vectors[1]};
-    e[2] = (ear_index_entry){.id = "c d \xc3\xa9",
-                             .label = "label \xe2\x9c\x93",
-                             .audio = "c d \xc3\xa9.ogg",
-                             .audio_embedding = sound_vectors[2]};
-    e[3] = (ear_index_entry){.id = "a.b",
-                             .label = "a.b",
-                             .frame = "a.b.jpg",
-                             .audio = "a.b.flac",
-                             .frame_embedding = frame_vectors[3],
-                             .audio_embedding = sound_vectors[3]};
-}
-
-static int same_string(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+    e[0] = (ear_index_entry){.kind = EAR_INDEX_IMAGE, .path = "frames/b.jpg",
+                             .embedding = vectors[0]};
+    e[1] = (ear_index_entry){.kind = EAR_INDEX_AUDIO, .path = "audio/violin/deep/a.wav",
+                             .label = "violin", .embedding = vectors[1]};
+    e[2] = (ear_index_entry){.kind = EAR_INDEX_AUDIO, .path = "audio/c d \xc3\xa9.ogg",
+                             .label = "label \xe2\x9c\x93", .embedding = vectors[2]};
+    e[3] = (ear_index_entry){.kind = EAR_INDEX_IMAGE, .path = "frames/a.b.jpg",
+                             .label = "frames/a.b.jpg", .embedding = vectors[3]};
 }
 
 static void check_roundtrip(ear_index_dtype dtype)
@@ -70,40 +56,35 @@ static void check_roundtrip(ear_index_dtype dtype)
     EAR_CHECK(ear_index_dim(idx) == DIM);
     EAR_CHECK(ear_index_element_type(idx) == dtype);
     EAR_CHECK(strcmp(ear_index_model_fingerprint(idx), FINGERPRINT) == 0);
-    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_FRAMES) == 3);
-    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_SOUNDS) == 3);
+    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_IMAGE) == 2);
+    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_AUDIO) == 2);
     struct stat st;
     EAR_CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == ear_index_file_size(idx));
 
-    /* Bytewise id order: "a" < "a.b" < "b" < "c d é". */
-    const ear_index_entry *expected[4] = {&e[1], &e[3], &e[0], &e[2]};
+    /* Bytewise path order: "audio/c d é.ogg" < "audio/violin/…" < "frames/a.b.jpg" < "frames/b.jpg". */
+    const ear_index_entry *expected[4] = {&e[2], &e[1], &e[3], &e[0]};
     for (size_t i = 0; i < 4; i++) {
         const ear_index_entry *x = expected[i];
-        EAR_CHECK_MSG(same_string(ear_index_item_id(idx, i), x->id), "item %zu id %s", i,
-                      ear_index_item_id(idx, i));
-        EAR_CHECK(same_string(ear_index_item_label(idx, i), x->label ? x->label : x->id));
-        EAR_CHECK(same_string(ear_index_item_frame(idx, i), x->frame));
-        EAR_CHECK(same_string(ear_index_item_audio(idx, i), x->audio));
-        for (int kind = 0; kind < 2; kind++) {
-            const float *want = kind == EAR_INDEX_FRAMES ? x->frame_embedding : x->audio_embedding;
-            float got[DIM];
-            EAR_CHECK(ear_index_item_has(idx, i, (ear_index_against)kind) == (want != NULL));
-            int rc = ear_index_item_embedding(idx, i, (ear_index_against)kind, got, &err);
-            EAR_CHECK(rc == (want ? 0 : -1));
-            if (!want) {
-                EAR_CHECK(strstr(err.message, "has no") != NULL);
-                continue;
-            }
-            float worst = 0;
-            for (int d = 0; d < DIM; d++)
-                worst = fmaxf(worst, fabsf(got[d] - want[d]));
-            /* F16 keeps 11 significant bits: values under 1 within 2^-11. */
-            EAR_CHECK_MSG(worst <= (dtype == EAR_INDEX_F16 ? 1.0f / 2048 : 0.0f),
-                          "item %zu kind %d differs by %g", i, kind, worst);
-        }
+        EAR_CHECK_MSG(strcmp(ear_index_item_path(idx, i), x->path) == 0, "item %zu path %s", i,
+                      ear_index_item_path(idx, i));
+        EAR_CHECK(strcmp(ear_index_item_label(idx, i), x->label ? x->label : x->path) == 0);
+        EAR_CHECK(ear_index_item_kind(idx, i) == (int)x->kind);
+        EAR_CHECK(ear_index_find_path(idx, x->path) == (long long)i);
+        float got[DIM];
+        EAR_CHECK(ear_index_item_embedding(idx, i, got, &err) == 0);
+        float worst = 0;
+        for (int d = 0; d < DIM; d++)
+            worst = fmaxf(worst, fabsf(got[d] - x->embedding[d]));
+        /* F16 keeps 11 significant bits: values under 1 within 2^-11. */
+        EAR_CHECK_MSG(worst <= (dtype == EAR_INDEX_F16 ? 1.0f / 2048 : 0.0f),
+                      "item %zu differs by %g", i, worst);
     }
-    EAR_CHECK(ear_index_item_id(idx, 4) == NULL);
-    EAR_CHECK(ear_index_item_has(idx, 4, EAR_INDEX_FRAMES) == 0);
+    EAR_CHECK(ear_index_find_path(idx, "frames/c.jpg") == -1);
+    EAR_CHECK(ear_index_find_prefix(idx, "frames/a.") == 2);
+    EAR_CHECK(ear_index_find_prefix(idx, "frames/z") == -1);
+    EAR_CHECK(ear_index_item_path(idx, 4) == NULL);
+    EAR_CHECK(ear_index_item_kind(idx, 4) == -1);
+    EAR_CHECK(ear_index_item_embedding(idx, 4, vectors[0], &err) == -1);
     ear_index_close(idx);
 }
 
@@ -165,15 +146,23 @@ static void check_refusals(void)
     uint32_t version = 7;
     write_variant(good, bad, EAR_INDEX_AT_VERSION, &version, 4, 0, 0);
     check_refused(bad, NULL, "version 7", "wrong version");
+    /* An index of the first format (frames and sounds paired by id): rebuild it. */
+    version = 1;
+    write_variant(good, bad, EAR_INDEX_AT_VERSION, &version, 4, 0, 0);
+    check_refused(bad, NULL, "format version 1", "the first format");
+    check_refused(bad, NULL, "rebuild it with `ear index`", "the first format, what to do");
     uint8_t flipped = 'X';
     write_variant(good, bad, EAR_INDEX_AT_FINGERPRINT + 3, &flipped, 1, 0, 0);
     check_refused(bad, NULL, "checksum", "flipped header byte");
     uint64_t far = (uint64_t)1 << 40;
-    write_variant(good, bad, EAR_INDEX_AT_FRAMES, &far, 8, 1, 0);
-    check_refused(bad, NULL, "frame matrix", "frames outside the file");
+    write_variant(good, bad, EAR_INDEX_AT_IMAGES, &far, 8, 1, 0);
+    check_refused(bad, NULL, "image matrix", "images outside the file");
     uint64_t misaligned = 300;
-    write_variant(good, bad, EAR_INDEX_AT_SOUNDS, &misaligned, 8, 1, 0);
+    write_variant(good, bad, EAR_INDEX_AT_AUDIOS, &misaligned, 8, 1, 0);
     check_refused(bad, NULL, "misaligned", "sounds misaligned");
+    uint64_t rows = 1;
+    write_variant(good, bad, EAR_INDEX_AT_AUDIO_ROWS, &rows, 8, 1, 0);
+    check_refused(bad, NULL, "rows for", "rows that do not add up to the items");
     write_variant(good, bad, EAR_INDEX_AT_STRINGS_SIZE, &far, 8, 1, 0);
     check_refused(bad, NULL, "strings", "strings outside the file");
     uint32_t dtype = 9;
@@ -188,6 +177,31 @@ static void check_refusals(void)
     if (idx) {
         EAR_CHECK(strcmp(ear_index_item_label(idx, 0), "") == 0);
         EAR_CHECK(ear_index_verify(idx, &err) == -1 && strstr(err.message, "label"));
+        ear_index_close(idx);
+    }
+    uint32_t kind = 5;
+    write_variant(good, bad, EAR_INDEX_HEADER_SIZE + EAR_INDEX_ITEM_KIND, &kind, 4, 0, 0);
+    idx = ear_index_open(bad, NULL, &err);
+    EAR_CHECK_MSG(idx != NULL, "open: %s", err.message);
+    if (idx) {
+        EAR_CHECK(ear_index_item_kind(idx, 0) == -1);
+        EAR_CHECK(ear_index_verify(idx, &err) == -1 && strstr(err.message, "unknown kind"));
+        ear_index_close(idx);
+    }
+    /* Two items' paths swapped in the table: paths out of order. */
+    uint8_t first[8], second[8];
+    size_t size;
+    uint8_t *data = ear_file_read(good, 1 << 20, &size, &err);
+    if (data) {
+        memcpy(first, data + EAR_INDEX_HEADER_SIZE, sizeof first);
+        memcpy(second, data + EAR_INDEX_HEADER_SIZE + EAR_INDEX_ITEM_SIZE, sizeof second);
+        free(data);
+        write_variant(good, bad, EAR_INDEX_HEADER_SIZE, second, sizeof second, 0, 0);
+        write_variant(bad, bad, EAR_INDEX_HEADER_SIZE + EAR_INDEX_ITEM_SIZE, first,
+                      sizeof first, 0, 0);
+        idx = ear_index_open(bad, NULL, &err);
+        EAR_CHECK_MSG(idx && ear_index_verify(idx, &err) == -1 && strstr(err.message, "not sorted"),
+                      "swapped items: %s", err.message);
         ear_index_close(idx);
     }
     check_refused(ear_test_env("EAR_TEST_TMP", "/tmp"), NULL, "not a regular file", "a folder");
@@ -243,12 +257,18 @@ static void check_failed_writes(void)
     /* Invalid input fails before any file is made. */
     ear_index_entry twice[2] = {e[0], e[0]};
     EAR_CHECK(ear_index_write(path, FINGERPRINT, DIM, EAR_INDEX_F32, twice, 2, &err) == -1 &&
-              strstr(err.message, "two items have the id 'b'"));
+              strstr(err.message, "two items have the path 'frames/b.jpg'"));
     float nan_vector[DIM] = {0};
     nan_vector[3] = NAN;
-    ear_index_entry broken = {.id = "x", .frame_embedding = nan_vector};
+    ear_index_entry broken = {.kind = EAR_INDEX_IMAGE, .path = "x", .embedding = nan_vector};
     EAR_CHECK(ear_index_write(path, FINGERPRINT, DIM, EAR_INDEX_F32, &broken, 1, &err) == -1 &&
               strstr(err.message, "not finite"));
+    ear_index_entry no_kind = {.kind = (ear_index_kind)7, .path = "x", .embedding = vectors[0]};
+    EAR_CHECK(ear_index_write(path, FINGERPRINT, DIM, EAR_INDEX_F32, &no_kind, 1, &err) == -1 &&
+              strstr(err.message, "unknown kind"));
+    ear_index_entry no_path = {.kind = EAR_INDEX_IMAGE, .path = "", .embedding = vectors[0]};
+    EAR_CHECK(ear_index_write(path, FINGERPRINT, DIM, EAR_INDEX_F32, &no_path, 1, &err) == -1 &&
+              strstr(err.message, "no path"));
     EAR_CHECK(ear_index_write(path, "0123", DIM, EAR_INDEX_F32, e, 4, &err) == -1 &&
               strstr(err.message, "fingerprint"));
     char nowhere[600];

@@ -1,5 +1,6 @@
-/* An index made by tools/import_index.py (committed: tests/fixtures/index/seed.earindex,
- * made from seed.pt by tools/make_index_fixtures.py) reads back as the fixture says it
+/* An index made by tools/import_index.py from the original's indexed_db.pt layout
+ * (committed: tests/fixtures/index/seed.earindex, made from seed.pt by
+ * tools/make_index_fixtures.py) reads back as the fixture says it
  * should, and is byte for byte what ear_index_write makes of the same items: the Python
  * writer and the C one implement one format. */
 #include "index/index.h"
@@ -41,18 +42,18 @@ int main(void)
     EAR_CHECK(ear_index_verify(idx, &err) == 0);
     EAR_CHECK(ear_index_count(idx) == shape[0]);
     EAR_CHECK((size_t)ear_index_dim(idx) == shape[1]);
-    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_FRAMES) == shape[0]);
-    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_SOUNDS) == 0);
+    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_IMAGE) == 2);
+    EAR_CHECK(ear_index_rows(idx, EAR_INDEX_AUDIO) == 3);
 
     enum { MAX_ITEMS = 16 };
-    char lines[MAX_ITEMS][4][256];
+    char lines[MAX_ITEMS][3][256];
     ear_index_entry entries[MAX_ITEMS] = {{0}};
     size_t n = 0;
     char line[256];
     while (n < MAX_ITEMS && fgets(line, sizeof line, tsv)) {
         line[strcspn(line, "\n")] = 0;
         char *field = line;
-        for (int f = 0; f < 4; f++) {
+        for (int f = 0; f < 3; f++) {
             char *tab = strchr(field, '\t');
             if (tab)
                 *tab = 0;
@@ -60,24 +61,22 @@ int main(void)
             field = tab ? tab + 1 : field + strlen(field);
         }
         size_t item = n;
-        EAR_CHECK_MSG(strcmp(ear_index_item_id(idx, item), lines[n][0]) == 0, "item %zu: %s",
-                      item, ear_index_item_id(idx, item));
-        EAR_CHECK(strcmp(ear_index_item_label(idx, item), lines[n][1]) == 0);
-        EAR_CHECK(strcmp(ear_index_item_frame(idx, item), lines[n][2]) == 0);
-        const char *audio = ear_index_item_audio(idx, item);
-        EAR_CHECK(strcmp(lines[n][3], "-") == 0 ? audio == NULL
-                                                : audio && strcmp(audio, lines[n][3]) == 0);
+        EAR_CHECK_MSG(strcmp(ear_index_item_path(idx, item), lines[n][0]) == 0, "item %zu: %s",
+                      item, ear_index_item_path(idx, item));
+        ear_index_kind kind = strcmp(lines[n][1], "audio") == 0 ? EAR_INDEX_AUDIO
+                                                                : EAR_INDEX_IMAGE;
+        EAR_CHECK(ear_index_item_kind(idx, item) == (int)kind);
+        EAR_CHECK(strcmp(ear_index_item_label(idx, item), lines[n][2]) == 0);
         float got[64];
-        EAR_CHECK(ear_index_item_embedding(idx, item, EAR_INDEX_FRAMES, got, &err) == 0);
+        EAR_CHECK(ear_index_item_embedding(idx, item, got, &err) == 0);
         float worst = 0;
         for (size_t d = 0; d < shape[1] && d < 64; d++)
             worst = fmaxf(worst, fabsf(got[d] - expected[item * shape[1] + d]));
         EAR_CHECK_MSG(worst < 1e-6f, "item %zu embedding differs by %g", item, worst);
-        entries[n] = (ear_index_entry){.id = lines[n][0],
-                                       .label = lines[n][1],
-                                       .frame = lines[n][2],
-                                       .audio = strcmp(lines[n][3], "-") ? lines[n][3] : NULL,
-                                       .frame_embedding = &expected[item * shape[1]]};
+        entries[n] = (ear_index_entry){.kind = kind,
+                                       .path = lines[n][0],
+                                       .label = lines[n][2],
+                                       .embedding = &expected[item * shape[1]]};
         n++;
     }
     EAR_CHECK(n == shape[0]);

@@ -1,5 +1,5 @@
 /* Exact top-k: the search gives what sorting every score gives, ties broken by
- * id, for both kinds of embedding, both element types and every k. */
+ * path, for each kind and both together, both element types and every k. */
 #include <stdint.h>
 
 #include "index/index.h"
@@ -34,53 +34,44 @@ typedef struct dataset {
     size_t count;
     int dim;
     char (*ids)[24];
-    float *frames, *sounds; /* [count][dim] */
-    int *has_frame, *has_sound;
+    float *vectors;  /* [count][dim] */
+    int *kinds;
     ear_index_entry *entries;
 } dataset;
 
-/* Items "id00000", ... with each embedding present at random (never both
- * absent). With coarse values (multiples of 1/4 in [-1, 1], dim <= 64) every
- * dot product is exact in float whatever the summation order, and equal scores
- * are common: the search must then match the reference to the bit. */
+/* Items "x/id00000", ... each of a random kind. With coarse values (multiples
+ * of 1/4 in [-1, 1], dim <= 64) every dot product is exact in float whatever
+ * the summation order, and equal scores are common: the search must then match
+ * the reference to the bit. */
 static void make_dataset(dataset *ds, size_t count, int dim, int coarse)
 {
     ds->count = count;
     ds->dim = dim;
     ds->ids = calloc(count, sizeof *ds->ids);
-    ds->frames = calloc(count * (size_t)dim, sizeof(float));
-    ds->sounds = calloc(count * (size_t)dim, sizeof(float));
-    ds->has_frame = calloc(count, sizeof(int));
-    ds->has_sound = calloc(count, sizeof(int));
+    ds->vectors = calloc(count * (size_t)dim, sizeof(float));
+    ds->kinds = calloc(count, sizeof(int));
     ds->entries = calloc(count, sizeof *ds->entries);
     for (size_t i = 0; i < count; i++) {
         /* Written in reverse order: the writer must sort. */
         size_t slot = count - 1 - i;
-        snprintf(ds->ids[i], sizeof ds->ids[i], "id%05zu", i);
-        uint32_t presence = next_random() % 4;
-        ds->has_frame[i] = presence != 1;
-        ds->has_sound[i] = presence != 2;
+        snprintf(ds->ids[i], sizeof ds->ids[i], "x/id%05zu", i);
+        ds->kinds[i] = next_random() % 3 == 0 ? EAR_INDEX_AUDIO : EAR_INDEX_IMAGE;
         for (int d = 0; d < dim; d++) {
-            float *f = &ds->frames[i * (size_t)dim + d], *s = &ds->sounds[i * (size_t)dim + d];
-            if (coarse) {
+            float *f = &ds->vectors[i * (size_t)dim + d];
+            if (coarse)
                 *f = (float)((int)(next_random() % 9) - 4) / 4.0f;
-                *s = (float)((int)(next_random() % 9) - 4) / 4.0f;
-            } else {
+            else
                 *f = (float)next_random() / 4294967296.0f * 2.0f - 0.5f;
-                *s = (float)next_random() / 4294967296.0f * 2.0f - 0.5f;
-            }
         }
-        ds->entries[slot] = (ear_index_entry){
-            .id = ds->ids[i],
-            .frame = "f.jpg",
-            .frame_embedding = ds->has_frame[i] ? &ds->frames[i * (size_t)dim] : NULL,
-            .audio_embedding = ds->has_sound[i] ? &ds->sounds[i * (size_t)dim] : NULL};
+        ds->entries[slot] = (ear_index_entry){.kind = (ear_index_kind)ds->kinds[i],
+                                              .path = ds->ids[i],
+                                              .embedding = &ds->vectors[i * (size_t)dim]};
     }
     if (coarse && count > 20) {
-        /* Exact duplicates far apart in id order: equal scores for every query. */
-        memcpy(&ds->frames[(count - 3) * (size_t)dim], &ds->frames[5 * (size_t)dim],
+        /* Exact duplicates far apart in path order: equal scores for every query. */
+        memcpy(&ds->vectors[(count - 3) * (size_t)dim], &ds->vectors[5 * (size_t)dim],
                (size_t)dim * sizeof(float));
-        memcpy(&ds->sounds[(count - 2) * (size_t)dim], &ds->sounds[7 * (size_t)dim],
+        memcpy(&ds->vectors[(count - 2) * (size_t)dim], &ds->vectors[7 * (size_t)dim],
                (size_t)dim * sizeof(float));
     }
 }
@@ -88,24 +79,20 @@ static void make_dataset(dataset *ds, size_t count, int dim, int coarse)
 static void free_dataset(dataset *ds)
 {
     free(ds->ids);
-    free(ds->frames);
-    free(ds->sounds);
-    free(ds->has_frame);
-    free(ds->has_sound);
+    free(ds->vectors);
+    free(ds->kinds);
     free(ds->entries);
 }
 
 /* Every score in double, sorted: the answer by brute force. */
-static size_t reference_search(const dataset *ds, ear_index_against against, const float *query,
+static size_t reference_search(const dataset *ds, unsigned kinds, const float *query,
                                reference_hit *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < ds->count; i++) {
-        int has = against == EAR_INDEX_FRAMES ? ds->has_frame[i] : ds->has_sound[i];
-        if (!has)
+        if (!(kinds & EAR_INDEX_MASK(ds->kinds[i])))
             continue;
-        const float *row =
-            (against == EAR_INDEX_FRAMES ? ds->frames : ds->sounds) + i * (size_t)ds->dim;
+        const float *row = ds->vectors + i * (size_t)ds->dim;
         double sum = 0;
         for (int d = 0; d < ds->dim; d++)
             sum += (double)row[d] * query[d];
@@ -139,11 +126,11 @@ static void check_searches(size_t count, int dim, int coarse, ear_index_dtype dt
         return;
     }
     EAR_CHECK(ear_index_verify(idx, &err) == 0);
-    /* Sorted by id, item numbers are the dataset's numbers: the reference's
-     * (score, item) order is (score, id) order. */
+    /* Sorted by path, item numbers are the dataset's numbers: the reference's
+     * (score, item) order is (score, path) order. */
     int ids_in_order = 1;
     for (size_t i = 0; i < count; i++)
-        ids_in_order &= strcmp(ear_index_item_id(idx, i), ds.ids[i]) == 0;
+        ids_in_order &= strcmp(ear_index_item_path(idx, i), ds.ids[i]) == 0;
     EAR_CHECK(ids_in_order);
     reference_hit *reference = calloc(count, sizeof *reference);
     ear_index_hit *hits = calloc(count + 10, sizeof *hits);
@@ -156,10 +143,10 @@ static void check_searches(size_t count, int dim, int coarse, ear_index_dtype dt
         make_query(&ds, query, coarse);
         if (coarse && query_number == 0)
             memset(query, 0, (size_t)dim * sizeof *query); /* every score 0: all ties */
-        for (int kind = 0; kind < 2; kind++) {
-            ear_index_against against = (ear_index_against)kind;
+        for (int kind = 0; kind < 3; kind++) {
+            unsigned against = kind < 2 ? EAR_INDEX_MASK(kind) : EAR_INDEX_ALL;
             size_t rows = reference_search(&ds, against, query, reference);
-            EAR_CHECK(rows == ear_index_rows(idx, against));
+            EAR_CHECK(rows == (kind < 2 ? ear_index_rows(idx, (ear_index_kind)kind) : count));
             for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
                 int k = ks[ki], found = -1;
                 int rc = ear_index_search(idx, against, query, k, hits, &found, &err);
@@ -196,10 +183,15 @@ static void check_searches(size_t count, int dim, int coarse, ear_index_dtype dt
         }
     }
     int found = 0;
-    EAR_CHECK(ear_index_search(idx, EAR_INDEX_FRAMES, query, 0, hits, &found, &err) == -1 &&
+    EAR_CHECK(ear_index_search(idx, EAR_INDEX_ALL, query, 0, hits, &found, &err) == -1 &&
               strstr(err.message, "k must be"));
+    EAR_CHECK(ear_index_search(idx, 0, query, 3, hits, &found, &err) == -1 &&
+              strstr(err.message, "kinds"));
+    EAR_CHECK(ear_index_search(idx, 4, query, 3, hits, &found, &err) == -1 &&
+              strstr(err.message, "kinds"));
     query[0] = NAN;
-    EAR_CHECK(ear_index_search(idx, EAR_INDEX_SOUNDS, query, 3, hits, &found, &err) == -1 &&
+    EAR_CHECK(ear_index_search(idx, EAR_INDEX_MASK(EAR_INDEX_AUDIO), query, 3, hits, &found,
+                               &err) == -1 &&
               strstr(err.message, "not finite"));
     free(query);
     free(hits);
@@ -208,11 +200,11 @@ static void check_searches(size_t count, int dim, int coarse, ear_index_dtype dt
     free_dataset(&ds);
 }
 
-/* An index with no sound embeddings says so when searched against sounds. */
+/* An index with no sounds says so when searched for sounds. */
 static void check_missing_kind(void)
 {
     float v[4] = {1, 0, 0, 0};
-    ear_index_entry e = {.id = "only", .frame = "only.jpg", .frame_embedding = v};
+    ear_index_entry e = {.kind = EAR_INDEX_IMAGE, .path = "frames/only.jpg", .embedding = v};
     char path[512];
     ear_test_tmp_path(path, sizeof path, "frames-only.earindex");
     ear_error err;
@@ -223,10 +215,14 @@ static void check_missing_kind(void)
         return;
     ear_index_hit hits[2];
     int found = -1;
-    EAR_CHECK(ear_index_search(idx, EAR_INDEX_SOUNDS, v, 2, hits, &found, &err) == -1 &&
-              strstr(err.message, "no sound embeddings") && found == 0);
-    EAR_CHECK(ear_index_search(idx, EAR_INDEX_FRAMES, v, 2, hits, &found, &err) == 0 &&
+    EAR_CHECK(ear_index_search(idx, EAR_INDEX_MASK(EAR_INDEX_AUDIO), v, 2, hits, &found,
+                               &err) == -1 &&
+              strstr(err.message, "no audio items") && found == 0);
+    EAR_CHECK(ear_index_search(idx, EAR_INDEX_MASK(EAR_INDEX_IMAGE), v, 2, hits, &found,
+                               &err) == 0 &&
               found == 1 && hits[0].item == 0 && hits[0].score == 1.0f);
+    EAR_CHECK(ear_index_search(idx, EAR_INDEX_ALL, v, 2, hits, &found, &err) == 0 &&
+              found == 1);
     ear_index_close(idx);
 }
 

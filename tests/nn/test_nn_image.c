@@ -61,7 +61,7 @@ int main(void)
     EAR_CHECK_MSG(session != NULL, "%s", err.message);
     if (session) {
         uint8_t rgb[3 * 4] = {0};
-        ear_image img = {2, 2, rgb};
+        ear_image img = {.width = 2, .height = 2, .rgb = rgb};
         float got[16];
         EAR_CHECK(ear_nn_embed_image(session, &img, got, &err) == -1);
         EAR_CHECK_MSG(strstr(err.message, "no image tower") != NULL, "message: %s", err.message);

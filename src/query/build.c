@@ -1,8 +1,7 @@
-/* Building an index from a dataset folder: list and pair the files, embed
- * them on a pool of threads (one inference session each), write the file.
- * A file that cannot be read costs only its own embedding: the item stays
- * when its other half is fine, so one broken frame does not hide a sound. */
-#include "index/index.h"
+/* Building an index from a dataset folder: walk both layouts, embed every
+ * file on a pool of threads (one inference session each), write the file.
+ * A file that cannot be read costs only its own item. */
+#include "query/query.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,37 +12,30 @@
 #include <time.h>
 
 #include "audio/audio.h"
+#include "image/image.h"
 
 /* Frames and sounds larger than this are refused rather than read. */
 #define MAX_FILE_BYTES ((size_t)256 << 20)
 
-typedef struct dataset_file {
-    char *name; /* file name inside frames/ or audio/ */
-    char *id;   /* the name without its last extension */
-} dataset_file;
-
-typedef struct file_list {
-    dataset_file *files;
-    size_t count;
-} file_list;
+/* Folders deeper than this under audio/ or frames/ are not walked (a loop of
+ * bind mounts must not run forever; symbolic links to folders are not followed). */
+#define MAX_DEPTH 32
 
 typedef struct build_item {
-    const char *id;
-    const char *label;
-    const char *frame;  /* file name, NULL when none or unreadable */
-    const char *audio;
-    int has_frame_embedding, has_audio_embedding;
+    char *path;          /* under the dataset root, '/'-separated */
+    char *label;         /* owned */
+    ear_index_kind kind;
+    int embedded;
 } build_item;
 
 typedef struct build_job {
     const ear_nn_model *model;
     const ear_nn_config *config;
     const char *data_dir;
-    const ear_index_build_options *options;
+    const ear_query_build_options *options;
     build_item *items;
-    size_t count;
-    float *frame_embeddings; /* [count][dim], rows of items without one unused */
-    float *audio_embeddings;
+    size_t count, capacity;
+    float *embeddings; /* [count][dim] */
 
     pthread_mutex_t lock;
     pthread_cond_t changed;  /* signalled when a worker ends */
@@ -67,24 +59,6 @@ static char *path_join(const char *a, const char *b)
     return out;
 }
 
-static void free_file_list(file_list *list)
-{
-    for (size_t i = 0; i < list->count; i++) {
-        free(list->files[i].name);
-        free(list->files[i].id);
-    }
-    free(list->files);
-    list->files = NULL;
-    list->count = 0;
-}
-
-static int file_order(const void *a, const void *b)
-{
-    const dataset_file *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    return c ? c : strcmp(x->name, y->name);
-}
-
 static void report(build_job *job, const char *file, const char *reason)
 {
     pthread_mutex_lock(&job->lock);
@@ -94,81 +68,29 @@ static void report(build_job *job, const char *file, const char *reason)
     pthread_mutex_unlock(&job->lock);
 }
 
-/* The regular files of data_dir/sub sorted by id, then name; hidden files are
- * left out, and a second file with an id already taken is reported. A missing
- * folder is an empty list. */
-static int list_folder(build_job *job, const char *sub, file_list *list, ear_error *err)
+static int add_item(build_job *job, const char *path, ear_index_kind kind, const char *label,
+                    ear_error *err)
 {
-    memset(list, 0, sizeof *list);
-    char *dir = path_join(job->data_dir, sub);
-    if (!dir)
-        return ear_error_set(err, "out of memory");
-    DIR *d = opendir(dir);
-    if (!d) {
-        int rc = errno == ENOENT ? 0 : ear_error_set(err, "%s: %s", dir, strerror(errno));
-        free(dir);
-        return rc;
+    if (job->count == job->capacity) {
+        size_t grown = job->capacity ? job->capacity * 2 : 64;
+        build_item *items = realloc(job->items, grown * sizeof *items);
+        if (!items)
+            return ear_error_set(err, "out of memory (%zu files)", job->count);
+        job->items = items;
+        job->capacity = grown;
     }
-    size_t capacity = 0;
-    struct dirent *entry;
-    while ((entry = readdir(d)) != NULL) {
-        if (entry->d_name[0] == '.')
-            continue;
-        struct stat st;
-        char *path = path_join(dir, entry->d_name);
-        if (!path)
-            goto out_of_memory;
-        int regular = stat(path, &st) == 0 && S_ISREG(st.st_mode);
-        free(path);
-        if (!regular)
-            continue;
-        if (list->count == capacity) {
-            size_t grown = capacity ? capacity * 2 : 64;
-            dataset_file *files = realloc(list->files, grown * sizeof *files);
-            if (!files)
-                goto out_of_memory;
-            list->files = files;
-            capacity = grown;
-        }
-        dataset_file *f = &list->files[list->count];
-        f->name = strdup(entry->d_name);
-        const char *dot = strrchr(entry->d_name, '.');
-        f->id = f->name ? strndup(entry->d_name, dot ? (size_t)(dot - entry->d_name)
-                                                     : strlen(entry->d_name))
-                        : NULL;
-        if (!f->name || !f->id) {
-            free(f->name);
-            free(f->id);
-            goto out_of_memory;
-        }
-        list->count++;
+    build_item *item = &job->items[job->count];
+    item->path = strdup(path);
+    item->label = strdup(label);
+    item->kind = kind;
+    item->embedded = 0;
+    if (!item->path || !item->label) {
+        free(item->path);
+        free(item->label);
+        return ear_error_set(err, "out of memory (%zu files)", job->count);
     }
-    closedir(d);
-    qsort(list->files, list->count, sizeof *list->files, file_order);
-    size_t kept = 0;
-    for (size_t i = 0; i < list->count; i++) {
-        if (kept > 0 && strcmp(list->files[kept - 1].id, list->files[i].id) == 0) {
-            char *reason = NULL, *path = path_join(dir, list->files[i].name);
-            if (asprintf(&reason, "same id as %s", list->files[kept - 1].name) < 0)
-                reason = NULL;
-            report(job, path ? path : list->files[i].name, reason ? reason : "same id");
-            free(reason);
-            free(path);
-            free(list->files[i].name);
-            free(list->files[i].id);
-            continue;
-        }
-        list->files[kept++] = list->files[i];
-    }
-    list->count = kept;
-    free(dir);
+    job->count++;
     return 0;
-out_of_memory:
-    closedir(d);
-    free_file_list(list);
-    ear_error_set(err, "%s: out of memory", dir);
-    free(dir);
-    return -1;
 }
 
 /* labels.tsv as (id, label) pairs sorted by id, then line: when an id comes
@@ -255,14 +177,79 @@ static void free_labels(label_table *t)
     free(t->text);
 }
 
-/* Reads data_dir/folder/name whole: the bytes, and the path in *file (for reports; NULL
- * when out of memory). Returns NULL with err filled when it cannot. */
-static uint8_t *read_dataset_file(const build_job *job, const char *folder, const char *name,
-                                  char **file, size_t *size, ear_error *err)
+/* The id of a flat-layout file: its name without the last extension. */
+static char *id_of(const char *name)
 {
-    char *path = path_join(job->data_dir, folder);
-    *file = path ? path_join(path, name) : NULL;
-    free(path);
+    const char *dot = strrchr(name, '.');
+    return strndup(name, dot && dot != name ? (size_t)(dot - name) : strlen(name));
+}
+
+/* Adds every regular file under data_dir/rel (hidden names left out) as an
+ * item of kind. label: the first folder under the kind's folder; NULL at the
+ * top (the flat layout: the id's label in labels.tsv, else the id). */
+static int walk(build_job *job, const char *rel, ear_index_kind kind, const char *label,
+                const label_table *labels, int depth, ear_error *err)
+{
+    char *dir = path_join(job->data_dir, rel);
+    if (!dir)
+        return ear_error_set(err, "out of memory");
+    DIR *d = opendir(dir);
+    if (!d) {
+        /* A missing kind folder is an empty one; the top one is checked by the caller. */
+        int rc = errno == ENOENT && depth == 0 ? 0 : ear_error_set(err, "%s: %s", dir,
+                                                                   strerror(errno));
+        free(dir);
+        return rc;
+    }
+    int rc = 0;
+    struct dirent *entry;
+    while (rc == 0 && (entry = readdir(d)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char *child = path_join(rel, entry->d_name), *full = path_join(dir, entry->d_name);
+        struct stat st, link;
+        if (!child || !full) {
+            rc = ear_error_set(err, "out of memory");
+        } else if (lstat(full, &link) != 0 || stat(full, &st) != 0) {
+            report(job, full, strerror(errno));
+        } else if (S_ISDIR(st.st_mode)) {
+            if (S_ISLNK(link.st_mode))
+                report(job, full, "a symbolic link to a folder: not followed");
+            else if (depth + 1 >= MAX_DEPTH)
+                report(job, full, "folders nested too deep: not walked");
+            else
+                rc = walk(job, child, kind, label ? label : entry->d_name, labels, depth + 1,
+                          err);
+        } else if (S_ISREG(st.st_mode)) {
+            if (label) {
+                rc = add_item(job, child, kind, label, err);
+            } else {
+                char *id = id_of(entry->d_name);
+                const char *found = id ? find_label(labels, id) : NULL;
+                rc = id ? add_item(job, child, kind, found ? found : id, err)
+                        : ear_error_set(err, "out of memory");
+                free(id);
+            }
+        }
+        free(child);
+        free(full);
+    }
+    closedir(d);
+    free(dir);
+    return rc;
+}
+
+static int item_order(const void *a, const void *b)
+{
+    return strcmp(((const build_item *)a)->path, ((const build_item *)b)->path);
+}
+
+/* Reads data_dir/rel whole: the bytes, and the path in *file (for reports; NULL
+ * when out of memory). Returns NULL with err filled when it cannot. */
+static uint8_t *read_dataset_file(const build_job *job, const char *rel, char **file,
+                                  size_t *size, ear_error *err)
+{
+    *file = path_join(job->data_dir, rel);
     if (!*file) {
         ear_error_set(err, "out of memory");
         return NULL;
@@ -271,7 +258,7 @@ static uint8_t *read_dataset_file(const build_job *job, const char *folder, cons
 }
 
 /* Embeds one frame into out; reports and returns -1 when it cannot. */
-static int embed_frame(build_worker *w, const char *name, float *out)
+static int embed_frame(build_worker *w, const char *rel, float *out)
 {
     build_job *job = w->job;
     ear_error err;
@@ -279,7 +266,7 @@ static int embed_frame(build_worker *w, const char *name, float *out)
     char *file = NULL;
     size_t size;
     int rc = -1;
-    uint8_t *data = read_dataset_file(job, "frames", name, &file, &size, &err);
+    uint8_t *data = read_dataset_file(job, rel, &file, &size, &err);
     if (!data)
         goto done;
     if (ear_image_decode(data, size, &img, &err) != 0)
@@ -287,7 +274,7 @@ static int embed_frame(build_worker *w, const char *name, float *out)
     rc = ear_nn_embed_image(w->session, &img, out, &err);
 done:
     if (rc != 0)
-        report(job, file ? file : name, err.message);
+        report(job, file ? file : rel, err.message);
     ear_image_free(&img);
     free(data);
     free(file);
@@ -295,7 +282,7 @@ done:
 }
 
 /* Embeds one sound into out; reports and returns -1 when it cannot. */
-static int embed_sound(build_worker *w, const char *name, float *out)
+static int embed_sound(build_worker *w, const char *rel, float *out)
 {
     build_job *job = w->job;
     ear_error err;
@@ -303,7 +290,7 @@ static int embed_sound(build_worker *w, const char *name, float *out)
     char *file = NULL;
     size_t size;
     int rc = -1;
-    uint8_t *data = read_dataset_file(job, "audio", name, &file, &size, &err);
+    uint8_t *data = read_dataset_file(job, rel, &file, &size, &err);
     if (!data)
         goto done;
     ear_audio_decode_options decode;
@@ -324,7 +311,7 @@ static int embed_sound(build_worker *w, const char *name, float *out)
     rc = ear_nn_embed_audio(w->session, clip.samples, clip.count, out, &err);
 done:
     if (rc != 0)
-        report(job, file ? file : name, err.message);
+        report(job, file ? file : rel, err.message);
     ear_audio_clip_free(&clip);
     free(data);
     free(file);
@@ -343,18 +330,11 @@ static void *worker_main(void *arg)
         if (i == job->count)
             break;
         build_item *item = &job->items[i];
-        if (item->frame && job->frame_embeddings) {
-            if (embed_frame(w, item->frame, job->frame_embeddings + i * dim) == 0)
-                item->has_frame_embedding = 1;
-            else
-                item->frame = NULL;
-        }
-        if (item->audio && job->audio_embeddings) {
-            if (embed_sound(w, item->audio, job->audio_embeddings + i * dim) == 0)
-                item->has_audio_embedding = 1;
-            else
-                item->audio = NULL;
-        }
+        float *out = job->embeddings + i * dim;
+        if (item->kind == EAR_INDEX_IMAGE && job->config->has_image)
+            item->embedded = embed_frame(w, item->path, out) == 0;
+        else if (item->kind == EAR_INDEX_AUDIO && job->config->has_audio)
+            item->embedded = embed_sound(w, item->path, out) == 0;
         pthread_mutex_lock(&job->lock);
         job->done++;
         pthread_mutex_unlock(&job->lock);
@@ -364,34 +344,6 @@ static void *worker_main(void *arg)
     pthread_cond_signal(&job->changed);
     pthread_mutex_unlock(&job->lock);
     return NULL;
-}
-
-/* Pairs the two sorted lists by id into job->items. */
-static int pair_files(build_job *job, const file_list *frames, const file_list *sounds,
-                      const label_table *labels, ear_error *err)
-{
-    job->items = calloc(frames->count + sounds->count + 1, sizeof *job->items);
-    if (!job->items)
-        return ear_error_set(err, "out of memory (%zu files)", frames->count + sounds->count);
-    size_t f = 0, s = 0, n = 0;
-    while (f < frames->count || s < sounds->count) {
-        int c = f == frames->count   ? 1
-                : s == sounds->count ? -1
-                                     : strcmp(frames->files[f].id, sounds->files[s].id);
-        build_item *item = &job->items[n++];
-        if (c <= 0) {
-            item->id = frames->files[f].id;
-            item->frame = frames->files[f++].name;
-        }
-        if (c >= 0) {
-            item->id = sounds->files[s].id;
-            item->audio = sounds->files[s++].name;
-        }
-        const char *label = find_label(labels, item->id);
-        item->label = label ? label : item->id;
-    }
-    job->count = n;
-    return 0;
 }
 
 static double elapsed_since(const struct timespec *start)
@@ -460,7 +412,7 @@ done:
     return rc;
 }
 
-void ear_index_build_options_default(ear_index_build_options *o)
+void ear_query_build_options_default(ear_query_build_options *o)
 {
     memset(o, 0, sizeof *o);
     o->jobs = 1;
@@ -468,13 +420,28 @@ void ear_index_build_options_default(ear_index_build_options *o)
     o->max_seconds = 60;
 }
 
-int ear_index_build(const ear_nn_model *model, const char *data_dir, const char *path,
-                    const ear_index_build_options *o, ear_index_build_summary *summary,
-                    ear_error *err)
+/* One problem line for a kind the model cannot embed, instead of one per file. */
+static void report_missing_tower(build_job *job, ear_index_kind kind, const char *tower)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < job->count; i++)
+        n += job->items[i].kind == kind;
+    if (n == 0)
+        return;
+    char *folder = path_join(job->data_dir, kind == EAR_INDEX_IMAGE ? "frames" : "audio");
+    char reason[160];
+    snprintf(reason, sizeof reason, "the model has no %s tower: %zu file%s left out", tower, n,
+             n == 1 ? "" : "s");
+    report(job, folder ? folder : job->data_dir, reason);
+    free(folder);
+}
+
+int ear_query_build_index(const ear_nn_model *model, const char *data_dir, const char *path,
+                          const ear_query_build_options *o, ear_query_build_summary *summary,
+                          ear_error *err)
 {
     build_job job = {.model = model, .config = ear_nn_model_config(model), .data_dir = data_dir,
                      .options = o};
-    file_list frames = {0}, sounds = {0};
     label_table labels = {0};
     ear_index_entry *entries = NULL;
     struct timespec start;
@@ -494,28 +461,24 @@ int ear_index_build(const ear_nn_model *model, const char *data_dir, const char 
         ear_error_set(err, "%s: not a folder", data_dir);
         goto done;
     }
-    if (list_folder(&job, "frames", &frames, err) != 0 ||
-        list_folder(&job, "audio", &sounds, err) != 0 || read_labels(data_dir, &labels, err) != 0)
+    if (read_labels(data_dir, &labels, err) != 0 ||
+        walk(&job, "frames", EAR_INDEX_IMAGE, NULL, &labels, 0, err) != 0 ||
+        walk(&job, "audio", EAR_INDEX_AUDIO, NULL, &labels, 0, err) != 0)
         goto done;
-    if (frames.count + sounds.count == 0) {
+    if (job.count == 0) {
         ear_error_set(err, "%s: no files in %s/frames or %s/audio", data_dir, data_dir, data_dir);
         goto done;
     }
-    if (pair_files(&job, &frames, &sounds, &labels, err) != 0)
+    /* The same order whatever readdir's: reports and progress repeat run to run. */
+    qsort(job.items, job.count, sizeof *job.items, item_order);
+    if (!job.config->has_image)
+        report_missing_tower(&job, EAR_INDEX_IMAGE, "image");
+    if (!job.config->has_audio)
+        report_missing_tower(&job, EAR_INDEX_AUDIO, "audio");
+    job.embeddings = malloc(job.count * dim * sizeof(float));
+    if (!job.embeddings) {
+        ear_error_set(err, "out of memory (%zu embeddings)", job.count);
         goto done;
-    if (job.config->has_image && frames.count > 0) {
-        job.frame_embeddings = malloc(job.count * dim * sizeof(float));
-        if (!job.frame_embeddings) {
-            ear_error_set(err, "out of memory (%zu frame embeddings)", job.count);
-            goto done;
-        }
-    }
-    if (job.config->has_audio && sounds.count > 0) {
-        job.audio_embeddings = malloc(job.count * dim * sizeof(float));
-        if (!job.audio_embeddings) {
-            ear_error_set(err, "out of memory (%zu sound embeddings)", job.count);
-            goto done;
-        }
     }
     int jobs = o->jobs < 1 ? 1 : o->jobs;
     if ((size_t)jobs > job.count)
@@ -532,24 +495,20 @@ int ear_index_build(const ear_nn_model *model, const char *data_dir, const char 
     size_t n = 0;
     for (size_t i = 0; i < job.count; i++) {
         const build_item *item = &job.items[i];
-        if (!item->has_frame_embedding && !item->has_audio_embedding) {
+        if (!item->embedded) {
             summary->skipped++;
             continue;
         }
-        ear_index_entry *e = &entries[n++];
-        e->id = item->id;
-        e->label = item->label;
-        e->frame = item->frame;
-        e->audio = item->audio;
-        e->frame_embedding = item->has_frame_embedding ? job.frame_embeddings + i * dim : NULL;
-        e->audio_embedding = item->has_audio_embedding ? job.audio_embeddings + i * dim : NULL;
-        summary->frames += item->has_frame_embedding;
-        summary->sounds += item->has_audio_embedding;
+        entries[n++] = (ear_index_entry){.kind = item->kind, .path = item->path,
+                                         .label = item->label,
+                                         .embedding = job.embeddings + i * dim};
+        summary->images += item->kind == EAR_INDEX_IMAGE;
+        summary->sounds += item->kind == EAR_INDEX_AUDIO;
     }
     summary->items = n;
     summary->problems = job.problems;
     if (n == 0) {
-        ear_error_set(err, "%s: nothing could be indexed (%zu items, none embedded)%s", data_dir,
+        ear_error_set(err, "%s: nothing could be indexed (%zu files, none embedded)%s", data_dir,
                       job.count,
                       !job.config->has_image && !job.config->has_audio ? ": the model has no tower"
                                                                       : "");
@@ -563,12 +522,13 @@ int ear_index_build(const ear_nn_model *model, const char *data_dir, const char 
 done:
     summary->elapsed_ms = elapsed_since(&start);
     free(entries);
-    free(job.frame_embeddings);
-    free(job.audio_embeddings);
+    free(job.embeddings);
+    for (size_t i = 0; i < job.count; i++) {
+        free(job.items[i].path);
+        free(job.items[i].label);
+    }
     free(job.items);
     free_labels(&labels);
-    free_file_list(&frames);
-    free_file_list(&sounds);
     pthread_cond_destroy(&job.changed);
     pthread_mutex_destroy(&job.lock);
     return rc;
