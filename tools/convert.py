@@ -16,6 +16,14 @@ is dropped), a head is either a Linear (PREFIX.weight, PREFIX.bias) or Linear-Re
 (PREFIX.0.*, PREFIX.2.*). Either tower may be absent; a tower needs its encoder and its head.
 When a tensor matches two prefixes, the longer prefix wins.
 
+The original's own model file (../shared/spec/original.md) converts with --original:
+
+    /usr/bin/python3 tools/convert.py best_audio_visual_clip.pt -o model.safetensors \\
+        --original [--dtype bf16] [--heads N] [--layer-norm-first yes|no]
+
+Its tensors keep their names and the configuration is {"family": "wav2vec2", "heads": ...,
+"layer_norm_first": ...}; `ear` reads the rest from the shapes, as it does from the .pt.
+
 Without --config everything the weights determine is inferred from the tensor shapes (block
 type, layer counts, widths, input channels, head type and hidden width, embed_dim) and printed;
 the rest (mel parameters, segment length, image size and normalisation) is the spec's example.
@@ -553,6 +561,61 @@ def convert(args):
                                                    os.path.getsize(args.output), args.dtype))
 
 
+# ---------------------------------------------------------------------------------------------
+# The original's model (../shared/spec/original.md): AudioVisualCLIP, kept as it is
+
+ORIGINAL_AUDIO = "audio_encoder.model.feature_extractor.conv_layers.0.conv.weight"
+ORIGINAL_IMAGE = "image_encoder.0.weight"
+ORIGINAL_PREFIXES = ("audio_encoder.model.", "audio_proj.proj.", "image_encoder.",
+                     "image_proj.proj.", "logit_scale")
+
+
+def convert_original(args):
+    """The original's state_dict, its tensors under their own names (Ear reads the architecture
+    from them, as it does from the .pt itself), with a configuration that names the family and
+    what the shapes do not show: the head count (torchaudio's convention: width / 64) and
+    whether the layers are pre-LN (torchaudio's: exactly with a layer_norm extractor)."""
+    state, where, _ = find_state_dict(load_checkpoint(args.checkpoint, args.allow_pickle),
+                                      args.checkpoint)
+    if ORIGINAL_AUDIO not in state and ORIGINAL_IMAGE not in state:
+        raise ConvertError("%s: not the original's AudioVisualCLIP: neither %s nor %s in %s" % (
+            args.checkpoint, ORIGINAL_AUDIO, ORIGINAL_IMAGE, where))
+    config = {"family": "wav2vec2"}
+    if ORIGINAL_AUDIO in state:
+        proj = state.get("audio_encoder.model.encoder.feature_projection.projection.weight")
+        if proj is None or proj.dim() != 2:
+            raise ConvertError("tensor audio_encoder.model.encoder.feature_projection.projection."
+                               "weight is missing or not 2-D")
+        width = int(proj.shape[0])
+        heads = args.heads if args.heads else width // 64
+        if heads < 1 or width % heads:
+            raise ConvertError("wav2vec2 width %d: %d heads do not divide it; give --heads" % (
+                width, heads))
+        layer_norm = "audio_encoder.model.feature_extractor.conv_layers.1.layer_norm.weight" \
+            in state
+        first = {"yes": True, "no": False}.get(args.layer_norm_first, layer_norm)
+        config.update({"heads": heads, "layer_norm_first": first})
+        print("wav2vec2: width %d, %d heads%s, %s layers" % (
+            width, heads, "" if args.heads else " (width / 64)",
+            "pre-LN" if first else "post-LN"))
+    kept = {k: v for k, v in state.items() if k.startswith(ORIGINAL_PREFIXES)}
+    left = [k for k in state if k not in kept]
+    if left:
+        print("not converted: %d tensor%s outside the model (%s%s)" % (
+            len(left), "" if len(left) == 1 else "s", ", ".join(left[:3]),
+            ", ..." if len(left) > 3 else ""))
+    if args.no_num_batches_tracked:
+        kept = {k: v for k, v in kept.items() if not k.endswith(".num_batches_tracked")}
+    metadata = {"ear.format": FORMAT, "ear.version": VERSION,
+                "ear.config": json.dumps(config, separators=(",", ":"))}
+    try:
+        safetensors_io.save(args.output, kept, metadata, args.dtype.upper())
+    except OSError as e:
+        raise ConvertError("%s: cannot write: %s" % (args.output, e.strerror or e))
+    print("wrote %s (%d tensors, %d bytes, %s)" % (args.output, len(kept),
+                                                   os.path.getsize(args.output), args.dtype))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -571,9 +634,20 @@ def main():
                    help="leave BatchNorm's num_batches_tracked out (the engine ignores it)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="unpickle the checkpoint fully (runs code from it: trusted files only)")
+    p.add_argument("--original", action="store_true",
+                   help="the original's best_audio_visual_clip.pt (wav2vec2 + torchvision "
+                        "ResNet): tensors kept under their names, family \"wav2vec2\"")
+    p.add_argument("--heads", type=int, help="--original: wav2vec2's head count (default: "
+                                             "width / 64)")
+    p.add_argument("--layer-norm-first", choices=["yes", "no"],
+                   help="--original: pre-LN layers (default: exactly with a layer_norm "
+                        "extractor)")
     args = p.parse_args()
     try:
-        convert(args)
+        if args.original:
+            convert_original(args)
+        else:
+            convert(args)
     except UsageError as e:
         p.error(str(e))
     except ConvertError as e:

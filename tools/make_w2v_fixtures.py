@@ -18,6 +18,8 @@ small enough to commit:
               odd kernel; image: Bottleneck [1,2,1,1]
   w2v_tiny.pt an audio-only model (no image tower), 1 head, 1 layer; and damaged copies of
               it: refuse_missing.pt, refuse_misshapen.pt, refuse_unknown.pt, refuse_extra.pt
+  w2v_gn_bf16.safetensors      w2v_gn.pt through tools/convert.py --original --dtype bf16
+  w2v_tiny_override.safetensors w2v_tiny.pt with --heads 2 --layer-norm-first yes
 The first two have embed_dim 128 and 2 heads (torchaudio's convention of 64 per head, which Ear
 assumes: heads are not visible in a state_dict).
 
@@ -351,6 +353,15 @@ def main():
         for n in ("s_3s.flac", "s_0.3s.wav"):
             np.save(os.path.join(OUT, f"w2v_tiny_{n}.npy"), embed_sound(tiny, waves[n]))
         write_refusals(OUT)
+        # The safetensors route: tools/convert.py --original, BF16 weights; and the overrides.
+        convert = os.path.join(HERE, "convert.py")
+        subprocess.run([sys.executable, convert, os.path.join(OUT, "w2v_gn.pt"), "-o",
+                        os.path.join(OUT, "w2v_gn_bf16.safetensors"), "--original", "--dtype",
+                        "bf16"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, convert, os.path.join(OUT, "w2v_tiny.pt"), "-o",
+                        os.path.join(OUT, "w2v_tiny_override.safetensors"), "--original",
+                        "--heads", "2", "--layer-norm-first", "yes"], check=True,
+                       stdout=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,11 @@ void ear_nn_matmul_free(ear_nn_matmul *mm);
 /* Bytes of laid-out weights and bias the matmul holds. */
 size_t ear_nn_matmul_weight_bytes(const ear_nn_matmul *mm);
 
+/* The layer's sizes. */
 int ear_nn_matmul_out_features(const ear_nn_matmul *mm);
 int ear_nn_matmul_in_features(const ear_nn_matmul *mm);
+
+/* Threads each backend run uses (the caller's included); ear_nn_set_threads() sets it. */
+void ear_nn_backend_set_threads(int threads);
 
 #endif

@@ -1,7 +1,8 @@
-/* OpenBLAS set-up: one thread per process unless asked otherwise. */
+/* OpenBLAS and oneDNN set-up: one thread per process unless asked otherwise. */
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "nn/backend.h"
 #include "nn/network.h"
 
 void openblas_set_num_threads(int threads); /* not in every version's cblas.h */
@@ -25,4 +26,5 @@ void ear_nn_set_threads(int threads)
 {
     atomic_store(&threads_chosen, 1);
     openblas_set_num_threads(threads < 1 ? 1 : threads);
+    ear_nn_backend_set_threads(threads);
 }

@@ -22,6 +22,7 @@
  * after the last layer in forward(), which extract_features does not apply). */
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@
 #define NAME_SIZE 192
 /* Extractor matrix products run in bands of rows: bounded scratch, cache-sized pieces. */
 #define BAND_ROWS 2048
+/* The first two convs run fused, in bands of this many of the second's output rows: the first
+ * conv's output (the largest activation: 32,000 x 512 floats for 10 s) never exists whole. */
+#define FUSED_ROWS 1024
 #define NORM_EPSILON 1e-5
 
 typedef struct w2v_conv {
@@ -59,13 +63,24 @@ struct ear_nn_w2v {
     int frames[EAR_NN_W2V_MAX_CONVS + 1]; /* frames after conv i-1 for the longest clip */
     size_t scratch_bytes, weight_bytes;
     /* Arena layout (floats). */
-    size_t off_a, off_b, off_x, off_t, off_qkv, off_ctx, off_h, off_scores, off_pad, off_y,
+    size_t off_a, off_b, off_band, off_x, off_t, off_qkv, off_ctx, off_h, off_scores, off_pad, off_y,
         off_stats, off_scratch, arena_floats;
 };
 
 static int output_frames(int input, int kernel, int stride)
 {
     return input < kernel ? 0 : (input - kernel) / stride + 1;
+}
+
+/* Rows of the second conv per fused band, and rows of the first conv that band reads. */
+static int fused_rows(const ear_nn_w2v *w)
+{
+    return w->frames[2] < FUSED_ROWS ? w->frames[2] : FUSED_ROWS;
+}
+
+static int fused_band(const ear_nn_w2v *w)
+{
+    return w->c.conv_stride[1] * (fused_rows(w) - 1) + w->c.conv_kernel[1];
 }
 
 static const ear_nn_tensor_info *find(const ear_nn_safetensors *file, const char *prefix,
@@ -290,6 +305,8 @@ static int load_extractor(ear_nn_w2v *w, loader *l)
                     return -1;
             }
             int rows = w->frames[i + 1] < BAND_ROWS ? w->frames[i + 1] : BAND_ROWS;
+            if (c->conv_count >= 2 && i < 2)
+                rows = i == 0 ? fused_band(w) : fused_rows(w);
             v->mm = ear_nn_matmul_create(l->reorder, bias, v->out, (int)fan, rows, l->weights,
                                          l->err);
             if (!v->mm)
@@ -362,19 +379,22 @@ static size_t up(size_t floats)
 static void plan(ear_nn_w2v *w)
 {
     const ear_nn_w2v_config *c = &w->c;
-    size_t a = 0, b = 0;
-    for (int i = 0; i < c->conv_count; i++) {
+    size_t a = 0, b = 0, band = 0;
+    for (int i = c->conv_count >= 2 ? 1 : 0; i < c->conv_count; i++) {
         size_t n = (size_t)w->frames[i + 1] * (size_t)c->conv_channels[i];
         if (i % 2 == 0)
             a = n > a ? n : a;
         else
             b = n > b ? n : b;
     }
+    if (c->conv_count >= 2)
+        band = (size_t)fused_band(w) * (size_t)c->conv_channels[0];
     size_t t = (size_t)w->frames[c->conv_count], e = (size_t)c->embed;
     size_t eg = e / (size_t)c->pos_groups;
     size_t next = 0;
     w->off_a = next, next += up(a);
     w->off_b = next, next += up(b);
+    w->off_band = next, next += up(band);
     w->off_x = next, next += up(t * e);
     w->off_t = next, next += up(t * e);
     w->off_qkv = next, next += up(t * 3 * e);
@@ -383,9 +403,9 @@ static void plan(ear_nn_w2v *w)
     w->off_scores = next, next += up(t * t);
     w->off_pad = next, next += up((t + (size_t)c->pos_kernel) * eg);
     w->off_y = next, next += up(t * eg > e ? t * eg : e);
-    w->off_stats = next, next += up(4 * (size_t)(c->features > c->embed ? c->features : c->embed));
+    w->off_stats = next, next += up(6 * (size_t)(c->features > c->embed ? c->features : c->embed));
     for (int i = 0; i < c->conv_count; i++)
-        next += up(4 * (size_t)c->conv_channels[i]);
+        next += up(6 * (size_t)c->conv_channels[i]);
     w->off_scratch = next, next += up(w->scratch_bytes / sizeof(float) + 1);
     w->arena_floats = next;
 }
@@ -571,9 +591,48 @@ size_t ear_nn_w2v_min_samples(const ear_nn_w2v *w)
 
 /* ------------------------------------------------------------------ operators */
 
-static float gelu(float v)
+/* The elementwise loops below are compiled for AVX-512 and AVX2 as well, picked at run time:
+ * a 10 s clip's first GroupNorm alone normalises and GELUs 16 million values. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
+/* erf to a few float ulps (Eigen's and XLA's rational approximation on [-4, 4], where float's
+ * erf reaches +-1), branch-free so that it vectorises; GELU(x) = x / 2 (1 + erf(x / sqrt 2)),
+ * the exact GELU torch uses, not its tanh approximation. */
+static inline float erf_approx(float x)
 {
-    return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    x = x > 4.0f ? 4.0f : x < -4.0f ? -4.0f : x;
+    float x2 = x * x;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 - 2.10102402082508e-06f;
+    p = p * x2 - 5.69250639462346e-05f;
+    p = p * x2 - 7.34990630326855e-04f;
+    p = p * x2 - 2.95459980854025e-03f;
+    p = p * x2 - 1.60960333262415e-02f;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 - 2.13374055278905e-04f;
+    q = q * x2 - 1.68282697438203e-03f;
+    q = q * x2 - 7.37332916720468e-03f;
+    q = q * x2 - 1.42647390514189e-02f;
+    return x * p / q;
+}
+
+SIMD_CLONES static void gelu_inplace(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+}
+
+/* One row: (x - mean) * inv * weight + bias. */
+SIMD_CLONES static void normalise_row(const float *x, float *y, int n, float mean, float inv,
+                                      const float *weight, const float *bias)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = (x[i] - mean) * inv * weight[i] + bias[i];
 }
 
 /* LayerNorm over each row of [rows][n] (biased variance, eps 1e-5), from in to out (may be
@@ -592,39 +651,106 @@ static void layer_norm(const float *in, float *out, size_t rows, int n, const fl
             double d = x[i] - mean;
             squares += d * d;
         }
-        float inv = (float)(1.0 / sqrt(squares / n + NORM_EPSILON)), m = (float)mean;
+        normalise_row(x, y, n, (float)mean, (float)(1.0 / sqrt(squares / n + NORM_EPSILON)),
+                      weight, bias);
+        if (with_gelu)
+            gelu_inplace(y, (size_t)n);
+    }
+}
+
+SIMD_CLONES static void column_sums(const float *x, size_t rows, int n, const double *mean,
+                                    double *sum)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * (size_t)n;
+        if (mean)
+            for (int i = 0; i < n; i++)
+                sum[i] += ((double)row[i] - mean[i]) * ((double)row[i] - mean[i]);
+        else
+            for (int i = 0; i < n; i++)
+                sum[i] += row[i];
+    }
+}
+
+SIMD_CLONES static void column_moments(const float *x, size_t rows, int n, double *sum,
+                                       double *squares)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * (size_t)n;
         for (int i = 0; i < n; i++) {
-            float v = (x[i] - m) * inv * weight[i] + bias[i];
-            y[i] = with_gelu ? gelu(v) : v;
+            sum[i] += row[i];
+            squares[i] += (double)row[i] * row[i];
         }
     }
 }
 
+SIMD_CLONES static void normalise_columns(float *x, size_t rows, int n, const float *scale,
+                                          const float *shift)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * (size_t)n;
+        for (int i = 0; i < n; i++)
+            row[i] = row[i] * scale[i] + shift[i];
+    }
+}
+
 /* GroupNorm with one group per channel over time-major [rows][n]: each column normalised over
- * the rows, then GELU. */
+ * the rows (two passes, in double), the affine folded into one scale and shift per column,
+ * then GELU. stats: 4 n floats' room as doubles, then 2 n floats. */
 static void group_norm_gelu(float *x, size_t rows, int n, const float *weight, const float *bias,
                             double *stats)
 {
     double *mean = stats, *squares = stats + n;
+    float *scale = (float *)(stats + 2 * n), *shift = scale + n;
     for (int i = 0; i < n; i++)
         mean[i] = squares[i] = 0;
-    for (size_t r = 0; r < rows; r++)
-        for (int i = 0; i < n; i++)
-            mean[i] += x[r * (size_t)n + (size_t)i];
+    column_sums(x, rows, n, NULL, mean);
     for (int i = 0; i < n; i++)
         mean[i] /= (double)rows;
-    for (size_t r = 0; r < rows; r++)
-        for (int i = 0; i < n; i++) {
-            double d = x[r * (size_t)n + (size_t)i] - mean[i];
-            squares[i] += d * d;
-        }
-    for (int i = 0; i < n; i++)
-        squares[i] = 1.0 / sqrt(squares[i] / (double)rows + NORM_EPSILON);
-    for (size_t r = 0; r < rows; r++) {
-        float *y = x + r * (size_t)n;
-        for (int i = 0; i < n; i++)
-            y[i] = gelu((float)((y[i] - mean[i]) * squares[i]) * weight[i] + bias[i]);
+    column_sums(x, rows, n, mean, squares);
+    for (int i = 0; i < n; i++) {
+        double inv = 1.0 / sqrt(squares[i] / (double)rows + NORM_EPSILON);
+        scale[i] = (float)(inv * weight[i]);
+        shift[i] = (float)(bias[i] - mean[i] * inv * weight[i]);
     }
+    normalise_columns(x, rows, n, scale, shift);
+    gelu_inplace(x, rows * (size_t)n);
+}
+
+/* e^x for x <= 0 to about 1 ulp (Cephes' expf polynomial, the power of two put in the
+ * exponent bits), branch-free so that a row of scores vectorises. */
+static inline float exp_nonpositive(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* One row of scores to its softmax, in place. */
+SIMD_CLONES static void softmax_row(float *s, int n)
+{
+    float top = s[0];
+    for (int j = 1; j < n; j++)
+        top = s[j] > top ? s[j] : top;
+    float total = 0;
+    for (int j = 0; j < n; j++) {
+        s[j] = exp_nonpositive(s[j] - top);
+        total += s[j];
+    }
+    float inv = 1.0f / total;
+    for (int j = 0; j < n; j++)
+        s[j] *= inv;
 }
 
 /* One head's attention for every frame: scores = (scale q) k^T, softmax by row, scores v. */
@@ -638,19 +764,8 @@ static void attention(const float *qkv, int frames, int embed, int heads, float 
         const float *q = qkv + h * d, *k = qkv + embed + h * d, *v = qkv + 2 * embed + h * d;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, frames, frames, d, scale, q, ld, k,
                     ld, 0.0f, scores, frames);
-        for (int r = 0; r < frames; r++) {
-            float *s = scores + (size_t)r * (size_t)frames, top = s[0];
-            for (int j = 1; j < frames; j++)
-                top = s[j] > top ? s[j] : top;
-            double total = 0;
-            for (int j = 0; j < frames; j++) {
-                s[j] = expf(s[j] - top);
-                total += s[j];
-            }
-            float inv = (float)(1.0 / total);
-            for (int j = 0; j < frames; j++)
-                s[j] *= inv;
-        }
+        for (int r = 0; r < frames; r++)
+            softmax_row(scores + (size_t)r * (size_t)frames, frames);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, frames, d, frames, 1.0f, scores,
                     frames, v, ld, 0.0f, ctx + h * d, embed);
     }
@@ -666,6 +781,63 @@ static int banded(const ear_nn_matmul *mm, const float *x, size_t x_stride, int 
         if (ear_nn_matmul_run(mm, x + (size_t)r * x_stride, x_stride, n,
                               y + (size_t)r * (size_t)out, 0, act, scratch, err) != 0)
             return -1;
+    }
+    return 0;
+}
+
+/* The first two convs in bands of the second's rows: each band's first-conv rows made,
+ * normalised and GELU'd in a small buffer, then the second conv over them into the arena's
+ * second buffer. The first conv's GroupNorm needs its whole output's statistics: a first pass
+ * makes each band and keeps only the column sums and sums of squares (in double). */
+static int fused_extractor(const ear_nn_w2v *w, const float *wave, int count, float *base,
+                           void *scratch, ear_error *err)
+{
+    const ear_nn_w2v_config *c = &w->c;
+    const w2v_conv *v0 = &w->convs[0], *v1 = &w->convs[1];
+    int c0 = v0->out, f0 = output_frames(count, v0->kernel, v0->stride);
+    int f1 = output_frames(f0, v1->kernel, v1->stride), rows = fused_rows(w);
+    int group = v0->norm_weight && !c->layer_norm_extractor;
+    float *band = base + w->off_band, *out = base + w->off_b;
+    double *sum = (double *)(base + w->off_stats), *squares = sum + c0;
+    float *scale = (float *)(squares + c0), *shift = scale + c0;
+    ear_nn_activation act0 = v0->norm_weight ? EAR_NN_ACT_NONE : EAR_NN_ACT_GELU;
+    if (group) {
+        int step = fused_band(w);
+        for (int i = 0; i < c0; i++)
+            sum[i] = squares[i] = 0;
+        for (int r = 0; r < f0; r += step) {
+            int n = f0 - r < step ? f0 - r : step;
+            if (ear_nn_matmul_run(v0->mm, wave + (size_t)r * (size_t)v0->stride,
+                                  (size_t)v0->stride, n, band, 0, act0, scratch, err) != 0)
+                return -1;
+            column_moments(band, (size_t)n, c0, sum, squares);
+        }
+        for (int i = 0; i < c0; i++) {
+            double mean = sum[i] / f0, var = squares[i] / f0 - mean * mean;
+            double inv = 1.0 / sqrt((var > 0 ? var : 0) + NORM_EPSILON);
+            scale[i] = (float)(inv * v0->norm_weight[i]);
+            shift[i] = (float)(v0->norm_bias[i] - mean * inv * v0->norm_weight[i]);
+        }
+    }
+    for (int t = 0; t < f1; t += rows) {
+        int n1 = f1 - t < rows ? f1 - t : rows;
+        int r0 = t * v1->stride, n0 = v1->stride * (n1 - 1) + v1->kernel;
+        if (ear_nn_matmul_run(v0->mm, wave + (size_t)r0 * (size_t)v0->stride,
+                              (size_t)v0->stride, n0, band, 0, act0, scratch, err) != 0)
+            return -1;
+        if (group) {
+            normalise_columns(band, (size_t)n0, c0, scale, shift);
+            gelu_inplace(band, (size_t)n0 * (size_t)c0);
+        } else if (v0->norm_weight) {
+            layer_norm(band, band, (size_t)n0, c0, v0->norm_weight, v0->norm_bias, 1);
+        }
+        float *y = out + (size_t)t * (size_t)v1->out;
+        if (ear_nn_matmul_run(v1->mm, band, (size_t)v1->stride * (size_t)c0, n1, y, 0,
+                              v1->norm_weight ? EAR_NN_ACT_NONE : EAR_NN_ACT_GELU, scratch,
+                              err) != 0)
+            return -1;
+        if (v1->norm_weight)
+            layer_norm(y, y, (size_t)n1, v1->out, v1->norm_weight, v1->norm_bias, 1);
     }
     return 0;
 }
@@ -690,8 +862,17 @@ int ear_nn_w2v_embed(const ear_nn_w2v *w, const float *wave, size_t count, void 
 
     /* The feature extractor. */
     const float *in = wave;
-    int frames = (int)count, channels = 1;
-    for (int i = 0; i < c->conv_count; i++) {
+    int frames = (int)count, channels = 1, first = 0;
+    if (c->conv_count >= 2) {
+        if (fused_extractor(w, wave, frames, base, scratch, err) != 0)
+            return -1;
+        first = 2;
+        in = buf[1];
+        frames = output_frames(output_frames(frames, c->conv_kernel[0], c->conv_stride[0]),
+                               c->conv_kernel[1], c->conv_stride[1]);
+        channels = c->conv_channels[1];
+    }
+    for (int i = first; i < c->conv_count; i++) {
         const w2v_conv *v = &w->convs[i];
         int out_frames = output_frames(frames, v->kernel, v->stride);
         float *out = buf[i % 2];

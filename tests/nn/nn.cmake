@@ -8,8 +8,4 @@ ear_test(nn_alloc SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_alloc.c LIBS ear_n
 target_link_options(test_nn_alloc PRIVATE
   -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
 ear_test(nn_audio_only SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_audio_only.c LIBS ear_nn)
-ear_test(nn_backend SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_backend.c LIBS ear_nn)
-# The original's model family (tools/make_w2v_fixtures.py): wav2vec2 + torchvision ResNet.
-ear_test(nn_w2v SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_w2v.c LIBS ear_nn ear_audio ear_image)
-ear_shell_test(nn_w2v_full w2v_full.sh)
-set_tests_properties(nn_w2v_full PROPERTIES SKIP_RETURN_CODE 77)
+ear_test(nn_backend SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_nn_backend.c LIBS ear_nn Threads::Threads)

@@ -2,6 +2,7 @@
  * weight type (float32 tight; bfloat16 and int8 within their rounding), strided and
  * overlapping inputs, accumulate, each activation, one row and max rows; and the refusals. */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,80 @@ done:
     free(y0);
 }
 
+/* Many row counts (more than the matmul keeps primitives for) and several threads at once on
+ * one matmul, each with its own scratch: every result equals the one-thread result. */
+typedef struct job {
+    const ear_nn_matmul *mm;
+    const float *x;
+    int rows;
+    float *y;
+    int status;
+} job;
+
+static void *run_job(void *arg)
+{
+    job *j = arg;
+    ear_error err;
+    void *scratch = malloc(ear_nn_matmul_scratch_bytes(j->mm));
+    j->status = scratch ? 0 : -1;
+    for (int round = 0; round < 5 && j->status == 0; round++)
+        j->status = ear_nn_matmul_run(j->mm, j->x, 32, j->rows, j->y, 0, EAR_NN_ACT_GELU,
+                                      scratch, &err);
+    free(scratch);
+    return NULL;
+}
+
+static void check_rows_and_threads(ear_nn_weights type)
+{
+    enum { OUT = 24, IN = 32, MAX_ROWS = 70, THREADS = 4 };
+    ear_error err;
+    float *w = malloc(OUT * IN * sizeof *w), *x = malloc(MAX_ROWS * IN * sizeof *x);
+    float *one = malloc(MAX_ROWS * OUT * sizeof *one);
+    float *many = malloc(THREADS * MAX_ROWS * OUT * sizeof *many);
+    for (int i = 0; i < OUT * IN; i++)
+        w[i] = random_float();
+    for (int i = 0; i < MAX_ROWS * IN; i++)
+        x[i] = random_float();
+    ear_nn_matmul *mm = ear_nn_matmul_create(w, NULL, OUT, IN, MAX_ROWS, type, &err);
+    EAR_CHECK_MSG(mm != NULL, "create: %s", mm ? "" : err.message);
+    void *scratch = mm ? malloc(ear_nn_matmul_scratch_bytes(mm)) : NULL;
+    int worst_rows = 0;
+    double worst = 0;
+    for (int rows = 1; mm && rows <= MAX_ROWS; rows++) {
+        int rc = ear_nn_matmul_run(mm, x, IN, rows, one, 0, EAR_NN_ACT_NONE, scratch, &err);
+        EAR_CHECK_MSG(rc == 0, "%d rows: %s", rows, rc ? err.message : "");
+        double e = relative_error(x, IN, rows, w, NULL, OUT, IN, NULL, EAR_NN_ACT_NONE, one);
+        if (e > worst) {
+            worst = e;
+            worst_rows = rows;
+        }
+    }
+    EAR_CHECK_MSG(worst <= tolerance[type], "%s: %d rows: error %.3g",
+                  ear_nn_weights_name(type), worst_rows, worst);
+    if (mm) {
+        EAR_CHECK(ear_nn_matmul_run(mm, x, 32, MAX_ROWS - 3, one, 0, EAR_NN_ACT_GELU, scratch,
+                                    &err) == 0);
+        pthread_t threads[THREADS];
+        job jobs[THREADS];
+        for (int t = 0; t < THREADS; t++) {
+            jobs[t] = (job){mm, x, MAX_ROWS - 3, many + (size_t)t * MAX_ROWS * OUT, -1};
+            pthread_create(&threads[t], NULL, run_job, &jobs[t]);
+        }
+        for (int t = 0; t < THREADS; t++) {
+            pthread_join(threads[t], NULL);
+            EAR_CHECK(jobs[t].status == 0);
+            EAR_CHECK_MSG(!memcmp(one, jobs[t].y, (size_t)(MAX_ROWS - 3) * OUT * sizeof *one),
+                          "%s: thread %d differs", ear_nn_weights_name(type), t);
+        }
+    }
+    free(scratch);
+    ear_nn_matmul_free(mm);
+    free(w);
+    free(x);
+    free(one);
+    free(many);
+}
+
 int main(void)
 {
     ear_error err;
@@ -138,6 +213,7 @@ int main(void)
         check_shape(type, 64, 40, 12, 8, 0);    /* overlapping windows (stride < in), no bias */
         check_shape(type, 96, 300, 1, 300, 1);  /* one row only */
         check_shape(type, 1, 17, 5, 17, 1);     /* one output */
+        check_rows_and_threads(type);
     }
     EAR_CHECK(ear_nn_weights_parse("fp16", &(ear_nn_weights){0}, &err) == -1);
     EAR_CHECK(strstr(err.message, "fp16") != NULL);

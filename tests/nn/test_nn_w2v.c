@@ -195,6 +195,48 @@ static void check_decoder(void)
     ear_nn_model_free(m);
 }
 
+/* The safetensors route: tools/convert.py --original --dtype bf16 of w2v_gn.pt embeds as the
+ * .pt does to BF16's precision; a configuration's heads / layer_norm_first override the
+ * conventions. */
+static void check_safetensors(void)
+{
+    char path[1024];
+    w2v_fixture(path, sizeof path, "w2v_gn_bf16.safetensors");
+    ear_error err;
+    ear_nn_model *m = ear_nn_model_load(path, &err);
+    EAR_CHECK_MSG(m != NULL, "w2v_gn_bf16.safetensors: %s", m ? "" : err.message);
+    ear_nn_session *s = m ? ear_nn_session_create(m, &err) : NULL;
+    if (s) {
+        const ear_nn_config *c = ear_nn_model_config(m);
+        EAR_CHECK(c->family == EAR_NN_FAMILY_W2V && c->w2v.heads == 2 &&
+                  c->w2v.layer_norm_first == 0 && c->has_image);
+        float got[64];
+        float *expected = load_expected("w2v_gn_s_3s.flac.npy", 48);
+        ear_audio_clip clip = {0};
+        if (expected && decode_sound(m, "s_3s.flac", &clip) == 0 &&
+            ear_nn_embed_audio(s, clip.samples, clip.count, got, &err) == 0) {
+            double dot = 0;
+            for (int i = 0; i < 48; i++)
+                dot += (double)got[i] * expected[i];
+            EAR_CHECK_MSG(dot >= 0.999, "bf16 file: cosine %.6f against F32 PyTorch", dot);
+        } else {
+            EAR_CHECK_MSG(0, "bf16 file: %s", err.message);
+        }
+        ear_audio_clip_free(&clip);
+        free(expected);
+    }
+    ear_nn_session_free(s);
+    ear_nn_model_free(m);
+    w2v_fixture(path, sizeof path, "w2v_tiny_override.safetensors");
+    m = ear_nn_model_load(path, &err);
+    EAR_CHECK_MSG(m != NULL, "w2v_tiny_override.safetensors: %s", m ? "" : err.message);
+    if (m) {
+        const ear_nn_config *c = ear_nn_model_config(m);
+        EAR_CHECK(c->w2v.heads == 2 && c->w2v.layer_norm_first == 1 && !c->has_image);
+    }
+    ear_nn_model_free(m);
+}
+
 static void check_refused(const char *file, const char *needle)
 {
     char path[1024];
@@ -216,6 +258,7 @@ int main(void)
     check_model("w2v_ln.pt", 1);
     check_model("w2v_tiny.pt", 0);
     check_decoder();
+    check_safetensors();
     check_refused("refuse_missing.pt",
                   "tensor audio_encoder.model.encoder.transformer.layers.0.feed_forward."
                   "output_dense.weight is missing");

@@ -33,11 +33,25 @@ PY
 }
 check "ear info names wav2vec2 and resnet" \
     bash -c "'$EAR' info '$WORK/full.pt' >'$WORK/info' && grep -q 'width 768, 12 layers, 12 heads' '$WORK/info' && grep -q 'ffn 3072, post-LN' '$WORK/info' && grep -q 'layers \[3, 4, 6, 3\]' '$WORK/info'"
-check "ear embed --audio runs" "$EAR" embed --model "$WORK/full.pt" --audio "$WORK/clip.webm" \
-    -o "$WORK/clip.npy"
+check "ear embed --audio runs" "$EAR" embed --weights f32 --model "$WORK/full.pt" \
+    --audio "$WORK/clip.webm" -o "$WORK/clip.npy"
 check "audio equals PyTorch" close "$WORK/clip.npy" "$WORK/full_clip.npy"
-check "ear embed --image runs" "$EAR" embed --model "$WORK/full.pt" --image "$WORK/photo.jpg" \
-    -o "$WORK/photo.npy"
+check "ear embed --image runs" "$EAR" embed --weights f32 --model "$WORK/full.pt" \
+    --image "$WORK/photo.jpg" -o "$WORK/photo.npy"
 check "image equals PyTorch" close "$WORK/photo.npy" "$WORK/full_photo.npy"
+# The default weights (bf16) and int8: cosine >= 0.999 against PyTorch's F32.
+near() { # near GOT.npy EXPECTED.npy
+    "$PYTHON" -c "import sys, numpy as np; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]);
+c = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))); print(sys.argv[1], 'cosine', c);
+sys.exit(0 if c >= 0.999 else 1)" "$1" "$2"
+}
+for weights in bf16 int8; do
+    check "ear embed --weights $weights runs" "$EAR" embed --weights $weights \
+        --model "$WORK/full.pt" --audio "$WORK/clip.webm" -o "$WORK/clip_$weights.npy"
+    check "$weights audio near PyTorch" near "$WORK/clip_$weights.npy" "$WORK/full_clip.npy"
+done
+check "default (bf16) runs" "$EAR" embed --model "$WORK/full.pt" --audio "$WORK/clip.webm" \
+    -o "$WORK/clip_default.npy"
+check "default is bf16" cmp -s "$WORK/clip_default.npy" "$WORK/clip_bf16.npy"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
