@@ -339,8 +339,8 @@ def make_indexes(work, n, dim, ear_fingerprints):
     ear_paths = {}
     for name, fp in ear_fingerprints.items():
         path = os.path.join(work, "index_%d_%s.ear" % (n, fp))
-        items = [{"id": ids[i], "label": "Item %d" % i, "frame": frames[i], "audio": None,
-                  "frame_embedding": emb[i], "audio_embedding": None} for i in range(n)]
+        items = [{"kind": "image", "path": "frames/" + frames[i], "label": "Item %d" % i,
+                  "embedding": emb[i]} for i in range(n)]
         import_index.write_index(path, fp, dim, "f32", items)
         ear_paths[name] = path
     return seed_pt, ear_paths
