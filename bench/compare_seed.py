@@ -1,13 +1,30 @@
 #!/usr/bin/python3
-"""`ear serve` side by side with the original Python service, in one run, alternating.
+"""`ear serve` side by side with the Python services it replaces, in one run, alternating.
 
     /usr/bin/python3 bench/compare_seed.py --ear build/ear      (make bench runs this)
     /usr/bin/python3 bench/compare_seed.py --report-only bench/results.json
 
-Both services run on loopback with the same model file, the same synthetic index (the same
-embeddings: the seed's own torch.save format, converted to an Ear index by
-tools/import_index.py's writer) and the same WebM/Opus queries. Measured, alternating Ear and
-the seed round by round so that a noisy machine hurts both alike:
+Two pairs.
+
+The original's model (`--original-dir`, ../shared/peers/seed-python: the original service
+itself). A full-size random-weight best_audio_visual_clip.pt (tools/make_original_model.py),
+a small dataset in the original's layout and the indexed_db.pt the original builds from it at
+its first start (not timed); Ear serves the same folder with `ear serve --project DIR`, one
+search worker, one thread, once per weight type its `--weights` offers (the engine's default
+when it has none). Both run with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 (the original's
+OpenBLAS would otherwise take a second core); one more start of the original without them ("as
+deployed") when ORIGINAL_DEPLOYED is not 0. Per start, ORIGINAL_ROUNDS rounds that reverse the
+order: start to ready (/healthz), start to the first /query answer, idle RSS and PSS after one
+answer of each kind, then ORIGINAL_REQUESTS answers at concurrency 1 of a 10 s WebM, a 3 s WebM
+and a JPEG (p50, p90, CPU time per answer of the process tree), peak RSS; whether Ear's answers
+list the original's items; `ear embed`'s peak RSS on the same inputs.
+
+The compact family (`--compact-dir`, ../shared/peers/compact-python: Ear's compact model
+family served the original's Python way, /api/search). Both services run on loopback with the
+same model file, the same synthetic index (the same embeddings: compact-python's torch.save
+format, and an Ear index written by tools/import_index.py's writer) and the same WebM/Opus
+queries. Measured, alternating Ear and compact-python round by round so that a noisy machine
+hurts both alike:
 
   - start to ready: from spawning the process to the first 200 from /healthz;
   - idle RSS and PSS, summed over every process of the service (/proc/PID/smaps_rollup);
@@ -15,16 +32,16 @@ the seed round by round so that a noisy machine hurts both alike:
   - latency p50/p99 of a 5 s query, one request at a time and 4 at a time (a closed-loop
     client in this script, every latency kept);
   - throughput at saturation: answers per second at concurrency 4 (Ear: --workers 2, one per
-    core; the seed: gunicorn with 1 worker as it was deployed, and with 2 workers);
+    core; Python: gunicorn with 1 worker as the original was deployed, and with 2 workers);
   - latency as the clip grows (1, 5, 30, 60 s) and as the index grows (1e3, 1e5, 1e6 items);
   - the audio encoder alone (bench_nn) against this machine's one-thread sgemm peak, and
     where its time goes (perf).
 
-Models: random weights of the original's class (ResNet-18 audio, ResNet-50 image), F32 and
-F16, and demo/model.safetensors when it exists. Results go to bench/results.json, then
-BENCHMARKS.md and bench/benchmarks.png are written from them (text after the notes marker in
-an existing BENCHMARKS.md is kept). Medians throughout. Needs ffmpeg, perf (optional),
-and Debian's python3-torch, -torchaudio, -flask, -soundfile, -pil, -matplotlib and gunicorn.
+Compact models: random weights (ResNet-18 audio, ResNet-50 image), F32 and F16, and
+demo/model.safetensors when it exists. Results go to bench/results.json, then BENCHMARKS.md and
+bench/benchmarks.png are written from them (text after the notes marker in an existing
+BENCHMARKS.md is kept). Medians throughout. Needs ffmpeg, perf (optional), and Debian's
+python3-torch, -torchaudio, -torchvision, -flask, -soundfile, -pil, -matplotlib and gunicorn.
 """
 import argparse
 import json
