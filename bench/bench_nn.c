@@ -11,12 +11,17 @@
  * model's [3, size, size] pixels, pixels to embedding (encoder, head). Prints the median and
  * the fastest of --runs timed runs (default 10, after one warm-up), the forward pass's FLOPs
  * (2 per multiply-add of every convolution and linear layer) and GFLOP/s, and the process's
- * peak resident memory (getrusage). Numbers, not a test: nothing here fails on speed. */
+ * peak resident memory (getrusage). Numbers, not a test: nothing here fails on speed.
+ *
+ * --weights T (f32, bf16, int8): the backend's weight type; the median is then also given by
+ * the thread's CPU time (what the kernels took on a shared machine), and for bf16/int8 the
+ * cosine of each embedding against the same model loaded in f32 (after the peak RSS). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "nn/nn.h"
@@ -92,33 +97,44 @@ static int embed_pixels(ear_nn_session *s, const void *input, size_t count, floa
     return ear_nn_embed_pixels(s, input, out, err);
 }
 
-static int time_runs(const char *tower, ear_nn_session *s, embed_fn embed, const void *input,
-                     size_t count, int runs, double flops, int embed_dim)
+static double cpu_ms(void)
 {
-    float *out = malloc((size_t)embed_dim * sizeof *out);
-    double *ms = malloc((size_t)runs * sizeof *ms);
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* Times embed; leaves the embedding in out[embed_dim]. */
+static int time_runs(const char *tower, ear_nn_session *s, embed_fn embed, const void *input,
+                     size_t count, int runs, double flops, float *out)
+{
+    double *ms = malloc((size_t)runs * sizeof *ms), *cpu = malloc((size_t)runs * sizeof *cpu);
     ear_error err;
     int rc = -1;
-    if (!out || !ms || embed(s, input, count, out, &err) != 0) { /* warm-up */
-        fprintf(stderr, "bench_nn: %s: %s\n", tower, out && ms ? err.message : "out of memory");
+    if (!cpu || !ms || embed(s, input, count, out, &err) != 0) { /* warm-up */
+        fprintf(stderr, "bench_nn: %s: %s\n", tower, cpu && ms ? err.message : "out of memory");
         goto done;
     }
     for (int i = 0; i < runs; i++) {
-        double start = ear_now_ms();
+        double start = ear_now_ms(), cpu_start = cpu_ms();
         if (embed(s, input, count, out, &err) != 0) {
             fprintf(stderr, "bench_nn: %s: %s\n", tower, err.message);
             goto done;
         }
         ms[i] = ear_now_ms() - start;
+        cpu[i] = cpu_ms() - cpu_start;
     }
     qsort(ms, (size_t)runs, sizeof *ms, compare_doubles);
+    qsort(cpu, (size_t)runs, sizeof *cpu, compare_doubles);
     double median = runs % 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2;
+    double cpu_median = runs % 2 ? cpu[runs / 2] : (cpu[runs / 2 - 1] + cpu[runs / 2]) / 2;
     printf("%s: median %.2f ms, fastest %.2f ms over %d runs; %.3f GFLOP per pass, %.1f GFLOP/s "
-           "(median)\n",
-           tower, median, ms[0], runs, flops / 1e9, flops / (median * 1e6));
+           "(median); CPU time median %.2f ms, %.1f GFLOP/s\n",
+           tower, median, ms[0], runs, flops / 1e9, flops / (median * 1e6), cpu_median,
+           flops / (cpu_median * 1e6));
     rc = 0;
 done:
-    free(out);
+    free(cpu);
     free(ms);
     return rc;
 }
@@ -126,6 +142,7 @@ done:
 int main(int argc, char **argv)
 {
     const char *path = NULL;
+    const char *weights = "f32";
     int runs = 10, usage_error = 0;
     double seconds = 5.0;
     for (int i = 1; i < argc; i++) {
@@ -133,17 +150,23 @@ int main(int argc, char **argv)
             runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc)
+            weights = argv[++i];
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else
             usage_error = 1;
     }
     if (usage_error || !path || runs < 1 || !(seconds > 0)) {
-        fprintf(stderr, "usage: bench_nn MODEL [--runs N] [--seconds S]\n");
+        fprintf(stderr, "usage: bench_nn MODEL [--runs N] [--seconds S] [--weights T]\n");
         return 2;
     }
     ear_nn_set_threads(1);
     ear_error err;
+    if (ear_nn_set_weight_type(weights, &err) != 0) {
+        fprintf(stderr, "bench_nn: %s\n", err.message);
+        return 2;
+    }
     double start = ear_now_ms();
     ear_nn_model *model = ear_nn_model_load(path, &err);
     if (!model) {
@@ -158,14 +181,19 @@ int main(int argc, char **argv)
         return 1;
     }
     const ear_nn_config *c = ear_nn_model_config(model);
-    printf("model %s: loaded in %.1f ms, fingerprint %s; OpenBLAS kernels: %s, 1 thread; "
-           "session arena %.1f MiB\n",
-           path, load_ms, ear_nn_model_fingerprint(model), openblas_get_corename(),
+    printf("model %s: loaded in %.1f ms, fingerprint %s; weights %s; OpenBLAS kernels: %s, 1 "
+           "thread; session arena %.1f MiB\n",
+           path, load_ms, ear_nn_model_fingerprint(model), weights, openblas_get_corename(),
            ear_nn_session_bytes(session) / 1048576.0);
     int status = 0;
+    float *audio_out = calloc((size_t)c->embed_dim, sizeof(float));
+    float *image_out = calloc((size_t)c->embed_dim, sizeof(float));
+    float *wave = NULL, *pixels = NULL;
+    size_t wave_count = 0;
     if (c->has_audio) {
         size_t count = (size_t)(seconds * c->mel.sample_rate);
-        float *wave = malloc(count * sizeof *wave);
+        wave = malloc(count * sizeof *wave);
+        wave_count = count;
         unsigned state = 1;
         for (size_t i = 0; wave && i < count; i++) {
             state = state * 1664525u + 1013904223u;
@@ -183,13 +211,12 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "audio %.2g s (%zu segment%s of %dx%d)", seconds, segments,
                  segments == 1 ? "" : "s", c->mel.n_mels, frames);
         if (!wave || time_runs(name, session, embed_wave, wave, count, runs, flops,
-                               c->embed_dim) != 0)
+                               audio_out) != 0)
             status = 1;
-        free(wave);
     }
     if (c->has_image) {
         size_t count = 3 * (size_t)c->image_size * (size_t)c->image_size;
-        float *pixels = malloc(count * sizeof *pixels);
+        pixels = malloc(count * sizeof *pixels);
         unsigned state = 7;
         for (size_t i = 0; pixels && i < count; i++) {
             state = state * 1664525u + 1013904223u;
@@ -200,14 +227,45 @@ int main(int argc, char **argv)
         char name[64];
         snprintf(name, sizeof name, "image %dx%d", c->image_size, c->image_size);
         if (!pixels || time_runs(name, session, embed_pixels, pixels, count, runs, flops,
-                                 c->embed_dim) != 0)
+                                 image_out) != 0)
             status = 1;
-        free(pixels);
     }
     ear_nn_session_free(session);
-    ear_nn_model_free(model);
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
     printf("peak RSS %.1f MiB\n", usage.ru_maxrss / 1024.0);
+    if (status == 0 && strcmp(weights, "f32") != 0) {
+        /* The same inputs through the model in float32. */
+        ear_nn_set_weight_type("f32", &err);
+        ear_nn_model *exact = ear_nn_model_load(path, &err);
+        ear_nn_session *es = exact ? ear_nn_session_create(exact, &err) : NULL;
+        float *ref = calloc((size_t)c->embed_dim, sizeof *ref);
+        const float *outs[2] = {audio_out, image_out};
+        for (int t = 0; es && ref && t < 2; t++) {
+            if (!(t ? pixels : wave))
+                continue;
+            int rc = t ? ear_nn_embed_pixels(es, pixels, ref, &err)
+                       : ear_nn_embed_audio(es, wave, wave_count, ref, &err);
+            double dot = 0, a = 0, b = 0;
+            for (int i = 0; rc == 0 && i < c->embed_dim; i++) {
+                dot += (double)outs[t][i] * ref[i];
+                a += (double)outs[t][i] * outs[t][i];
+                b += (double)ref[i] * ref[i];
+            }
+            if (rc == 0)
+                printf("%s: cosine against f32 %.6f\n", t ? "image" : "audio",
+                       dot / sqrt(a * b + 1e-30));
+        }
+        if (!es)
+            fprintf(stderr, "bench_nn: f32 model: %s\n", err.message);
+        free(ref);
+        ear_nn_session_free(es);
+        ear_nn_model_free(exact);
+    }
+    ear_nn_model_free(model);
+    free(audio_out);
+    free(image_out);
+    free(wave);
+    free(pixels);
     return status;
 }

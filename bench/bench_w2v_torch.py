@@ -55,15 +55,17 @@ def main():
              ("image", lambda: model.encode_image(fx.TRANSFORM(img).unsqueeze(0)))]
     with torch.no_grad():
         for name, run in cases:
-            times = []
+            times, cpus = [], []
             for r in range(args.runs + 1):
-                a = time.perf_counter()
+                a, b = time.perf_counter(), time.process_time()
                 run()
                 if r:
                     times.append(time.perf_counter() - a)
+                    cpus.append(time.process_time() - b)
             times.sort()
-            print("  %-10s median %.4f s, fastest %.4f s" % (name, times[len(times) // 2],
-                                                            times[0]))
+            cpus.sort()
+            print("  %-10s median %.4f s (CPU %.4f s), fastest %.4f s" % (
+                name, times[len(times) // 2], cpus[len(cpus) // 2], times[0]))
     print("  peak RSS %.1f MB" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 

@@ -12,7 +12,7 @@
 
 static const char index_help[] =
     "usage: ear index --model M --data DIR -o INDEX [--jobs N] [--dtype f32|f16]\n"
-    "                 [--max-seconds S]\n"
+    "                 [--max-seconds S] [--weights T]\n"
     "       ear index --import indexed_db.pt --model M --data DIR -o INDEX [--dtype f32|f16]\n\n"
     "Embeds a dataset into an index file, every file its own item: every frame with the\n"
     "model's image tower, every sound with its audio tower. DIR in either layout (both may\n"
@@ -32,11 +32,13 @@ static const char index_help[] =
     "                     its rows as they are, each URL /ear/data/<path> a file under DIR\n"
     "                     (every one must exist), the dimension the model's; which model made\n"
     "                     the vectors cannot be checked (it holds no fingerprint)\n"
+    "  --weights T        f32, bf16 or int8: the model's matrix products and convolutions\n"
+    "                     (default bf16 or $EAR_WEIGHTS; search with the same)\n"
     "  -h, --help         this text\n";
 
 static const char search_help[] =
     "usage: ear search --model M --index INDEX [-k K] [--kind audio|image|all]\n"
-    "                  [--max-seconds S] [--data DIR] FILE\n\n"
+    "                  [--max-seconds S] [--data DIR] [--weights T] FILE\n\n"
     "The K items nearest to a sound or an image (JPEG, PNG: known from the bytes), as the\n"
     "JSON of POST /api/search, on stdout.\n\n"
     "  --model M          the Ear model file (the one that built the index)\n"
@@ -46,6 +48,7 @@ static const char search_help[] =
     "  --kind KIND        the items searched: audio, image (default) or all\n"
     "  --against KIND     the older form: frames (image) or sounds (audio)\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
+    "  --weights T        f32, bf16 or int8 (default bf16 or $EAR_WEIGHTS)\n"
     "  -h, --help         this text\n";
 
 /* Refuses to replace something that is not an index: -o pointing at a model
@@ -91,8 +94,9 @@ int ear_cli_index(int argc, char **argv)
         {"output", required_argument, 0, 'o'},      {"jobs", required_argument, 0, 'j'},
         {"dtype", required_argument, 0, 't'},       {"max-seconds", required_argument, 0, 's'},
         {"import", required_argument, 0, 'I'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"weights", required_argument, 0, 'w'},     {0, 0, 0, 0}};
     const char *model_path = NULL, *data = NULL, *output = NULL, *import = NULL;
+    ear_error weights_err;
     ear_query_build_options o;
     ear_query_build_options_default(&o);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -122,6 +126,10 @@ int ear_cli_index(int argc, char **argv)
                 return ear_cli_usage_error("index", "--max-seconds must be 0 to 86400");
             break;
         case 'I': import = optarg; break;
+        case 'w':
+            if (ear_nn_set_weight_type(optarg, &weights_err) != 0)
+                return ear_cli_usage_error("index", "--weights: %s", weights_err.message);
+            break;
         case 'h': fputs(index_help, stdout); return EAR_EXIT_OK;
         default:
             return ear_cli_usage_error("index", "unknown option or missing value: '%s'",
@@ -173,8 +181,10 @@ int ear_cli_search(int argc, char **argv)
         {"model", required_argument, 0, 'm'},   {"index", required_argument, 0, 'i'},
         {"against", required_argument, 0, 'a'}, {"max-seconds", required_argument, 0, 's'},
         {"kind", required_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
-        {"data", required_argument, 0, 'd'},    {0, 0, 0, 0}};
+        {"data", required_argument, 0, 'd'},    {"weights", required_argument, 0, 'w'},
+        {0, 0, 0, 0}};
     const char *model_path = NULL, *index_path = NULL, *data_dir = NULL;
+    ear_error weights_err;
     /* Images by default, as --against frames was before sounds were items. */
     ear_query_request req = {.kinds = EAR_INDEX_MASK(EAR_INDEX_IMAGE), .k = 8,
                              .upload = {.kind = -1, .max_seconds = 60}};
@@ -211,6 +221,10 @@ int ear_cli_search(int argc, char **argv)
         case 's':
             if (ear_cli_parse_double(optarg, 0, 86400, &req.upload.max_seconds) != 0)
                 return ear_cli_usage_error("search", "--max-seconds must be 0 to 86400");
+            break;
+        case 'w':
+            if (ear_nn_set_weight_type(optarg, &weights_err) != 0)
+                return ear_cli_usage_error("search", "--weights: %s", weights_err.message);
             break;
         case 'h': fputs(search_help, stdout); return EAR_EXIT_OK;
         default:

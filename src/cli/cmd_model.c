@@ -22,8 +22,8 @@ static const char embed_help[] =
     "  -o, --output OUT.npy   where to write (required)\n"
     "  --max-seconds S        decode at most S seconds of sound (default 60; 0: no cap)\n"
     "  --threads N            BLAS threads (default 1)\n"
-    "  --weights T            f32, bf16 or int8: the wav2vec2 family's matrix products\n"
-    "                         (default bf16: cosine >= 0.9999 against f32, half the memory)\n"
+    "  --weights T            f32, bf16 or int8: the model's matrix products and\n"
+    "                         convolutions (default bf16, or $EAR_WEIGHTS)\n"
     "  -h, --help             this text\n";
 
 static const char info_help[] =
@@ -147,7 +147,7 @@ int ear_cli_embed(int argc, char **argv)
         return status;
     ear_nn_set_threads(a.threads);
     ear_error err;
-    if (ear_nn_set_weight_type(a.weights ? a.weights : "bf16", &err) != 0)
+    if (a.weights && ear_nn_set_weight_type(a.weights, &err) != 0)
         return ear_cli_usage_error("embed", "--weights: %s", err.message);
     /* Only the tower the file needs: most of the original model's memory is the other one. */
     ear_nn_model *model = a.audio ? ear_nn_model_load_audio(a.model, &err)

@@ -18,7 +18,7 @@ static const char serve_help[] =
     "usage: ear serve --model M --index INDEX --data DIR [--host H] [--port P]\n"
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
     "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
-    "                 [--threads T] [--drain S] [--home-url URL]\n"
+    "                 [--threads T] [--drain S] [--home-url URL] [--weights T]\n"
     "       ear serve --project DIR [the options above but --model, --index, --data]\n"
     "\n"
     "The HTTP service: the web page at /, POST /api/search, the original service's\n"
@@ -49,6 +49,8 @@ static const char serve_help[] =
     "                       answers 408 (default 120, nginx's proxy timeout)\n"
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
+    "  --weights T          f32, bf16 or int8: the model's matrix products and convolutions\n"
+    "                       (default bf16 or $EAR_WEIGHTS; as the index was built)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
     "  --home-url URL       the page's link back to the main site, given to it by\n"
     "                       GET /api/config as {\"home_url\": URL} (default /)\n"
@@ -149,7 +151,7 @@ int ear_cli_serve(int argc, char **argv)
 {
     ear_http_options o;
     ear_http_options_default(&o);
-    const char *model_path = NULL, *project_dir = NULL;
+    const char *model_path = NULL, *project_dir = NULL, *weights = NULL;
     int threads = 1;
     double drain_s = 30;
     const ear_cli_option options[] = {
@@ -169,6 +171,7 @@ int ear_cli_serve(int argc, char **argv)
         {"threads", EAR_CLI_OPT_INT, 1, 1024, &threads},
         {"drain", EAR_CLI_OPT_DOUBLE, 0, 3600, &drain_s},
         {"home-url", EAR_CLI_OPT_STRING, 1, 2048, &o.home_url},
+        {"weights", EAR_CLI_OPT_STRING, 1, 0, &weights},
     };
     int first_operand = argc;
     int parsed = ear_cli_parse_options("serve", argc, argv, options,
@@ -178,6 +181,11 @@ int ear_cli_serve(int argc, char **argv)
         return parsed;
     if (first_operand != argc)
         return ear_cli_usage_error("serve", "unexpected argument '%s'", argv[first_operand]);
+    if (weights) {
+        ear_error weights_err;
+        if (ear_nn_set_weight_type(weights, &weights_err) != 0)
+            return ear_cli_usage_error("serve", "--weights: %s", weights_err.message);
+    }
     if (project_dir && (model_path || o.index_path || o.data_dir))
         return ear_cli_usage_error("serve", "--project takes the place of --model, --index and "
                                             "--data");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "nn/nn.h"
 
 typedef struct command {
     const char *name;
@@ -88,6 +89,15 @@ int main(int argc, char **argv)
         strcmp(argv[1], "help") == 0) {
         print_help(stdout);
         return EAR_EXIT_OK;
+    }
+    /* The models' weight type unless a command's --weights says otherwise: bf16, the fastest
+     * that keeps each embedding within cosine 0.99999 of float32 (BENCHMARKS.md); EAR_WEIGHTS
+     * overrides it (the test suites set f32: their contracts are PyTorch's float32 digits). */
+    const char *weights = getenv("EAR_WEIGHTS");
+    ear_error err;
+    if (ear_nn_set_weight_type(weights && *weights ? weights : "bf16", &err) != 0) {
+        fprintf(stderr, "ear: EAR_WEIGHTS: %s\n", err.message);
+        return EAR_EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)

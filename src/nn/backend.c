@@ -39,6 +39,10 @@ static atomic_int backend_threads = 1;
  * nothing but oneDNN decides which OpenMP the process loads. */
 static void (*omp_set_threads)(int);
 static int (*omp_max_threads)(void);
+/* The largest u8 activation: 255 where the CPU multiplies u8 x s8 with VNNI (exact s32
+ * sums); 127 elsewhere, where the pairwise u8 x s8 products are summed in saturating int16
+ * (vpmaddubsw: 2 x 255 x 127 would overflow), as PyTorch's reduce_range. */
+static float u8_max = 255.0f;
 
 static void free_stream(void *stream)
 {
@@ -50,6 +54,10 @@ static void engine_init(void)
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
     if (engine_status == dnnl_success && pthread_key_create(&stream_key, free_stream) != 0)
         engine_status = dnnl_out_of_memory;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    int vnni = isa == dnnl_cpu_isa_avx512_core_vnni || isa == dnnl_cpu_isa_avx512_core_bf16 ||
+               isa == dnnl_cpu_isa_avx512_core_amx || isa == dnnl_cpu_isa_avx2_vnni;
+    u8_max = vnni ? 255.0f : 127.0f;
     *(void **)&omp_set_threads = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     *(void **)&omp_max_threads = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
 }
@@ -86,6 +94,18 @@ static dnnl_stream_t thread_stream(ear_error *err)
     if (omp_set_threads && omp_max_threads && omp_max_threads() != threads)
         omp_set_threads(threads);
     return stream;
+}
+
+static atomic_int default_weights = EAR_NN_WEIGHTS_F32;
+
+void ear_nn_backend_set_weights(ear_nn_weights weights)
+{
+    atomic_store(&default_weights, (int)weights);
+}
+
+ear_nn_weights ear_nn_backend_weights(void)
+{
+    return (ear_nn_weights)atomic_load(&default_weights);
 }
 
 void ear_nn_backend_set_threads(int threads)
@@ -127,6 +147,7 @@ const char *ear_nn_weights_name(ear_nn_weights weights)
  * nobody else runs them (busy taken by trylock; a second thread makes its own for the run). */
 typedef struct plan {
     int rows, accumulate;
+    int width; /* convolutions: rows is the input's height */
     ear_nn_activation act;
     dnnl_primitive_t matmul;
     dnnl_primitive_t eltwise; /* int8 with GELU: in place on y */
@@ -220,6 +241,16 @@ static dnnl_status_t matmul_pd(const ear_nn_matmul *mm, int rows, int accumulate
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     return s;
+}
+
+/* Whether oneDNN fell back to its reference code (scalar loops, ~100x slower than a JIT kernel):
+ * what a bf16 or int8 layer gets on a CPU without the instructions (no AVX-512, valgrind). */
+static int is_reference(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        return 0;
+    return strncmp(impl, "ref", 3) == 0;
 }
 
 static size_t pd_scratchpad(const_dnnl_primitive_desc_t pd)
@@ -466,6 +497,15 @@ ear_nn_matmul *ear_nn_matmul_create(const float *weight, const float *bias, int 
     mm->weights = weights;
     /* The kernel's preferred weight layout, at the largest row count. */
     dnnl_status_t s = matmul_pd(mm, max_rows, 0, EAR_NN_ACT_NONE, 1, &pd);
+    if (weights != EAR_NN_WEIGHTS_F32 && (s == dnnl_unimplemented || (s == dnnl_success &&
+                                                                      is_reference(pd)))) {
+        /* This CPU has no kernel for the type: float32, exact and fast, rather than none. */
+        if (s == dnnl_success)
+            dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+        mm->weights = weights = EAR_NN_WEIGHTS_F32;
+        s = matmul_pd(mm, max_rows, 0, EAR_NN_ACT_NONE, 1, &pd);
+    }
     if (s != dnnl_success) {
         dnnl_failed(s, "matmul", err);
         goto fail;
@@ -478,6 +518,7 @@ ear_nn_matmul *ear_nn_matmul_create(const float *weight, const float *bias, int 
         mm->weight = NULL;
         goto oom;
     }
+    memset(mm->weight, 0, align_up(mm->weight_bytes)); /* blocked layouts' padding: zeros */
     if (bias) {
         mm->bias = malloc((size_t)out_features * sizeof *mm->bias);
         if (!mm->bias)
@@ -575,6 +616,15 @@ static void to_bf16(const float *restrict x, uint16_t *restrict out, int n)
     }
 }
 
+/* Rounds to the nearest integer, ties to even, for |v| < 2^22: adding and taking away 1.5 * 2^23
+ * leaves no fraction bits. Unlike nearbyintf (a libm call without SSE4.1), it vectorises at
+ * the baseline x86-64 ISA. */
+static inline float round_even(float v)
+{
+    const float magic = 12582912.0f; /* exact without -ffast-math, which Ear never uses */
+    return (v + magic) - magic;
+}
+
 /* One row to u8 with its own scale and zero point: x ~ (q - zero) * scale, 0 exact. */
 static void quantize_row(const float *restrict x, uint8_t *restrict out, int n, float *scale,
                          float *zero)
@@ -584,12 +634,13 @@ static void quantize_row(const float *restrict x, uint8_t *restrict out, int n, 
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
     }
-    float s = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+    float top = u8_max;
+    float s = hi > lo ? (hi - lo) / top : 1.0f;
     float z = nearbyintf(-lo / s);
     float inverse = 1.0f / s;
     for (int i = 0; i < n; i++) {
-        float q = nearbyintf(x[i] * inverse) + z;
-        out[i] = (uint8_t)(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+        float q = round_even(x[i] * inverse) + z;
+        out[i] = (uint8_t)(int)(q < 0.0f ? 0.0f : q > top ? top : q);
     }
     *scale = s;
     *zero = z;
@@ -726,4 +777,340 @@ int ear_nn_matmul_run(const ear_nn_matmul *cmm, const float *x, size_t x_stride,
             return -1;
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- 2-D convolution */
+
+/* Activations are NHWC (batch 1): oneDNN 2.6's brgemm convolutions take that layout directly
+ * (NCHW goes to im2col + GEMM, 2 to 40 times slower here), so a ResNet runs with no reorder
+ * between layers. */
+struct ear_nn_conv2d {
+    int in_channels, out_channels, kernel, stride, padding, max_height, max_width;
+    ear_nn_weights weights; /* int8 runs as bf16: see ear_nn_conv2d_create */
+    dnnl_memory_desc_t weight_md;
+    void *weight;
+    size_t weight_bytes;
+    float *bias;
+    size_t scratchpad_bytes;
+    pthread_mutex_t lock;
+    plan *plans[MAX_PLANS];
+    int plan_count;
+};
+
+static int conv_out(int size, const ear_nn_conv2d *c)
+{
+    return (size + 2 * c->padding - c->kernel) / c->stride + 1;
+}
+
+static dnnl_status_t conv_pd(const ear_nn_conv2d *c, int height, int width, int accumulate,
+                             int relu, int any_weights, dnnl_primitive_desc_t *pd)
+{
+    dnnl_data_type_t type = c->weights == EAR_NN_WEIGHTS_F32 ? dnnl_f32 : dnnl_bf16;
+    dnnl_dims_t sdims = {1, c->in_channels, height, width};
+    dnnl_dims_t ddims = {1, c->out_channels, conv_out(height, c), conv_out(width, c)};
+    dnnl_dims_t wdims = {c->out_channels, c->in_channels, c->kernel, c->kernel};
+    dnnl_dims_t bdims = {c->out_channels};
+    dnnl_dims_t strides = {c->stride, c->stride}, padding = {c->padding, c->padding};
+    dnnl_memory_desc_t src, wei, bias, dst;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&src, 4, sdims, type, dnnl_nhwc);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&dst, 4, ddims, dnnl_f32, dnnl_nhwc);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&bias, 1, bdims, dnnl_f32, dnnl_a);
+    if (s == dnnl_success && any_weights)
+        s = dnnl_memory_desc_init_by_tag(&wei, 4, wdims, type, dnnl_format_tag_any);
+    else
+        wei = c->weight_md;
+    dnnl_convolution_desc_t desc;
+    if (s == dnnl_success)
+        s = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference,
+                                               dnnl_convolution_direct, &src, &wei, &bias, &dst,
+                                               strides, padding, padding);
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_create(&attr);
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success)
+        s = dnnl_post_ops_create(&ops);
+    if (s == dnnl_success && accumulate)
+        s = dnnl_post_ops_append_sum(ops, 1.0f);
+    if (s == dnnl_success && relu)
+        s = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_set_post_ops(attr, ops);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(pd, &desc, attr, engine, NULL);
+    if (ops)
+        dnnl_post_ops_destroy(ops);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+static plan *conv_plan_create(const ear_nn_conv2d *c, int height, int width, int accumulate,
+                              int relu, ear_error *err)
+{
+    plan *p = calloc(1, sizeof *p);
+    dnnl_primitive_desc_t pd = NULL;
+    if (!p) {
+        ear_error_set(err, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&p->busy, NULL);
+    p->rows = height;
+    p->width = width;
+    p->accumulate = accumulate;
+    p->act = relu ? EAR_NN_ACT_RELU : EAR_NN_ACT_NONE;
+    dnnl_status_t s = conv_pd(c, height, width, accumulate, relu, 0, &pd);
+    if (s == dnnl_success)
+        s = dnnl_primitive_create(&p->matmul, pd);
+    dnnl_query_t queries[5] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_weights_md,
+                               dnnl_query_dst_md, dnnl_query_scratchpad_md};
+    for (int i = 0; i < 5 && s == dnnl_success; i++)
+        s = dnnl_memory_create(&p->mem[i], dnnl_primitive_desc_query_md(pd, queries[i], i == 2),
+                               engine, DNNL_MEMORY_NONE);
+    if (s != dnnl_success) {
+        dnnl_failed(s, "convolution primitive", err);
+        goto fail;
+    }
+    p->scratchpad = pd_scratchpad(pd);
+    if (p->scratchpad > c->scratchpad_bytes) {
+        ear_error_set(err, "oneDNN: convolution on %dx%d wants %zu bytes of scratchpad, %zu "
+                           "planned", height, width, p->scratchpad, c->scratchpad_bytes);
+        goto fail;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return p;
+fail:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    plan_free(p);
+    return NULL;
+}
+
+static void conv_destroy(ear_nn_conv2d *c)
+{
+    for (int i = 0; i < c->plan_count; i++)
+        plan_free(c->plans[i]);
+    pthread_mutex_destroy(&c->lock);
+    free(c->weight);
+    free(c->bias);
+    free(c);
+}
+
+void ear_nn_conv2d_free(ear_nn_conv2d *c)
+{
+    if (c)
+        conv_destroy(c);
+}
+
+ear_nn_conv2d *ear_nn_conv2d_create(const float *weight, const float *bias, int in_channels,
+                                    int out_channels, int kernel, int stride, int padding,
+                                    int max_height, int max_width, ear_nn_weights weights,
+                                    ear_error *err)
+{
+    if (in_channels < 1 || out_channels < 1 || kernel < 1 || stride < 1 || padding < 0 ||
+        max_height + 2 * padding < kernel || max_width + 2 * padding < kernel || !weight ||
+        !bias || (unsigned)weights > EAR_NN_WEIGHTS_INT8) {
+        ear_error_set(err, "convolution: bad shape %d -> %d, kernel %d, stride %d, padding %d "
+                           "on %dx%d", in_channels, out_channels, kernel, stride, padding,
+                      max_height, max_width);
+        return NULL;
+    }
+    if (engine_ready(err) < 0)
+        return NULL;
+    ear_nn_conv2d *c = calloc(1, sizeof *c);
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    if (!c) {
+        ear_error_set(err, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    c->in_channels = in_channels;
+    c->out_channels = out_channels;
+    c->kernel = kernel;
+    c->stride = stride;
+    c->padding = padding;
+    c->max_height = max_height;
+    c->max_width = max_width;
+    /* int8 convolutions would need a per-tensor activation scale (oneDNN 2.6 scales no finer
+     * in a fast kernel); until then they run in bf16, which keeps the speed of the halved
+     * weights. */
+    c->weights = weights == EAR_NN_WEIGHTS_F32 ? EAR_NN_WEIGHTS_F32 : EAR_NN_WEIGHTS_BF16;
+    dnnl_status_t s = conv_pd(c, max_height, max_width, 0, 0, 1, &pd);
+    if (c->weights != EAR_NN_WEIGHTS_F32 && (s == dnnl_unimplemented || (s == dnnl_success &&
+                                                                         is_reference(pd)))) {
+        /* This CPU has no bf16 kernel (no AVX-512, or valgrind's CPU): float32 instead. */
+        if (s == dnnl_success)
+            dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+        c->weights = EAR_NN_WEIGHTS_F32;
+        s = conv_pd(c, max_height, max_width, 0, 0, 1, &pd);
+    }
+    if (s != dnnl_success) {
+        dnnl_failed(s, "convolution", err);
+        goto fail;
+    }
+    c->weight_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    pd = NULL;
+    c->weight_bytes = dnnl_memory_desc_get_size(&c->weight_md);
+    c->bias = malloc((size_t)out_channels * sizeof *c->bias);
+    if (!c->bias || posix_memalign(&c->weight, ALIGN, align_up(c->weight_bytes)) != 0) {
+        c->weight = NULL;
+        ear_error_set(err, "out of memory");
+        goto fail;
+    }
+    memcpy(c->bias, bias, (size_t)out_channels * sizeof *bias);
+    dnnl_memory_desc_t plain;
+    dnnl_dims_t wdims = {out_channels, in_channels, kernel, kernel};
+    dnnl_stream_t stream = thread_stream(err);
+    if (!stream)
+        goto fail;
+    s = dnnl_memory_desc_init_by_tag(&plain, 4, wdims, dnnl_f32, dnnl_oihw);
+    if (s == dnnl_success)
+        s = dnnl_reorder_primitive_desc_create(&rpd, &plain, engine, &c->weight_md, engine, NULL);
+    if (s == dnnl_success)
+        s = dnnl_primitive_create(&reorder, rpd);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&from, &plain, engine, (void *)weight);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&to, &c->weight_md, engine, c->weight);
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        s = dnnl_primitive_execute(reorder, stream, 2, args);
+    }
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(stream);
+    if (s != dnnl_success) {
+        dnnl_failed(s, "convolution weight reorder", err);
+        goto fail;
+    }
+    /* Scratchpad: at the largest input, and at a few smaller ones, with room to spare. */
+    int heights[3] = {max_height, (max_height + 1) / 2, 1};
+    int widths[3] = {max_width, (max_width + 1) / 2, 1};
+    for (int i = 0; i < 3; i++)
+        for (int relu = 0; relu <= 1; relu++) {
+            int h = heights[i] + 2 * padding < kernel ? max_height : heights[i];
+            int w = widths[i] + 2 * padding < kernel ? max_width : widths[i];
+            s = conv_pd(c, h, w, 1, relu, 0, &pd);
+            if (s != dnnl_success) {
+                dnnl_failed(s, "convolution", err);
+                goto fail;
+            }
+            size_t bytes = pd_scratchpad(pd);
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            if (bytes > c->scratchpad_bytes)
+                c->scratchpad_bytes = bytes;
+        }
+    c->scratchpad_bytes = align_up(c->scratchpad_bytes + c->scratchpad_bytes / 2 + 4096);
+    dnnl_memory_destroy(from);
+    dnnl_memory_destroy(to);
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
+    return c;
+fail:
+    if (from)
+        dnnl_memory_destroy(from);
+    if (to)
+        dnnl_memory_destroy(to);
+    if (reorder)
+        dnnl_primitive_destroy(reorder);
+    if (rpd)
+        dnnl_primitive_desc_destroy(rpd);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    conv_destroy(c);
+    return NULL;
+}
+
+size_t ear_nn_conv2d_scratch_bytes(const ear_nn_conv2d *c)
+{
+    size_t source = c->weights == EAR_NN_WEIGHTS_F32
+                        ? 0
+                        : align_up((size_t)c->max_height * (size_t)c->max_width *
+                                   (size_t)c->in_channels * sizeof(uint16_t));
+    return source + c->scratchpad_bytes + ALIGN;
+}
+
+size_t ear_nn_conv2d_weight_bytes(const ear_nn_conv2d *c)
+{
+    return c->weight_bytes + (size_t)c->out_channels * sizeof(float);
+}
+
+int ear_nn_conv2d_run(const ear_nn_conv2d *cc, const float *input, int height, int width,
+                      float *output, int accumulate, int relu, void *scratch, ear_error *err)
+{
+    ear_nn_conv2d *c = (ear_nn_conv2d *)cc; /* the plan table is a cache behind a lock */
+    if (height < 1 || width < 1 || height > c->max_height || width > c->max_width ||
+        height + 2 * c->padding < c->kernel || width + 2 * c->padding < c->kernel)
+        return ear_error_set(err, "convolution: a %dx%d input (at most %dx%d, at least the "
+                                  "kernel %d with padding %d)", height, width, c->max_height,
+                             c->max_width, c->kernel, c->padding);
+    dnnl_stream_t stream = thread_stream(err);
+    if (!stream)
+        return -1;
+    accumulate = accumulate ? 1 : 0;
+    relu = relu ? 1 : 0;
+    char *base = (char *)(((uintptr_t)scratch + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+    const void *source = input;
+    if (c->weights != EAR_NN_WEIGHTS_F32) {
+        to_bf16(input, (uint16_t *)base, height * width * c->in_channels);
+        source = base;
+        base += align_up((size_t)c->max_height * (size_t)c->max_width *
+                         (size_t)c->in_channels * sizeof(uint16_t));
+    }
+    ear_nn_activation act = relu ? EAR_NN_ACT_RELU : EAR_NN_ACT_NONE;
+    plan *p = NULL, *own = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < c->plan_count && !p; i++) {
+        plan *q = c->plans[i];
+        if (q->rows == height && q->width == width && q->accumulate == accumulate &&
+            q->act == act)
+            p = q;
+    }
+    if (!p && c->plan_count < MAX_PLANS) {
+        p = conv_plan_create(c, height, width, accumulate, relu, err);
+        if (p)
+            c->plans[c->plan_count++] = p;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!p && c->plan_count == MAX_PLANS) /* a full table: a primitive for this run only */
+        p = own = conv_plan_create(c, height, width, accumulate, relu, err);
+    if (!p)
+        return -1;
+    dnnl_memory_t fresh[5] = {0}, *mem = p->mem;
+    int locked = pthread_mutex_trylock(&p->busy) == 0;
+    dnnl_status_t s = dnnl_success;
+    if (!locked) { /* another thread runs this plan now: memory objects of our own */
+        for (int i = 0; i < 5 && s == dnnl_success; i++) {
+            const dnnl_memory_desc_t *md;
+            s = dnnl_memory_get_memory_desc(p->mem[i], &md);
+            if (s == dnnl_success)
+                s = dnnl_memory_create(&fresh[i], md, engine, DNNL_MEMORY_NONE);
+        }
+        mem = fresh;
+    }
+    void *handles[5] = {(void *)source, c->weight, c->bias, output, base};
+    for (int i = 0; i < 5 && s == dnnl_success; i++)
+        s = dnnl_memory_set_data_handle_v2(mem[i], handles[i], stream);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]},
+                               {DNNL_ARG_BIAS, mem[2]}, {DNNL_ARG_DST, mem[3]},
+                               {DNNL_ARG_SCRATCHPAD, mem[4]}};
+    if (s == dnnl_success)
+        s = dnnl_primitive_execute(p->matmul, stream, 5, args);
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(stream);
+    if (locked)
+        pthread_mutex_unlock(&p->busy);
+    for (int i = 0; i < 5; i++)
+        if (fresh[i])
+            dnnl_memory_destroy(fresh[i]);
+    plan_free(own);
+    return s == dnnl_success ? 0 : dnnl_failed(s, "convolution", err);
 }

@@ -63,6 +63,35 @@ size_t ear_nn_matmul_weight_bytes(const ear_nn_matmul *mm);
 int ear_nn_matmul_out_features(const ear_nn_matmul *mm);
 int ear_nn_matmul_in_features(const ear_nn_matmul *mm);
 
+typedef struct ear_nn_conv2d ear_nn_conv2d;
+
+/* A 2-D convolution at batch 1 with activations NHWC ([height][width][channels]), float32 in
+ * and out. weight [out][in][kernel][kernel] and bias [out] (BatchNorm folded in) are copied
+ * and laid out here. Inputs up to max_height x max_width. int8 runs in bf16 (see backend.c).
+ * NULL with err filled on a bad shape or no memory. */
+ear_nn_conv2d *ear_nn_conv2d_create(const float *weight, const float *bias, int in_channels,
+                                    int out_channels, int kernel, int stride, int padding,
+                                    int max_height, int max_width, ear_nn_weights weights,
+                                    ear_error *err);
+
+/* Scratch bytes one run needs at any input size up to the maximum. */
+size_t ear_nn_conv2d_scratch_bytes(const ear_nn_conv2d *c);
+
+/* output = relu?(conv(input) + bias + (accumulate ? output : 0)), NHWC both; input and output
+ * must not overlap. Thread-safe as ear_nn_matmul_run. -1 with err filled on a bad size. */
+int ear_nn_conv2d_run(const ear_nn_conv2d *c, const float *input, int height, int width,
+                      float *output, int accumulate, int relu, void *scratch, ear_error *err);
+
+/* Frees the convolution (NULL is fine). */
+void ear_nn_conv2d_free(ear_nn_conv2d *c);
+
+/* Bytes of laid-out weights and bias. */
+size_t ear_nn_conv2d_weight_bytes(const ear_nn_conv2d *c);
+
+/* The weight type models loaded from now on use (ear_nn_set_weight_type sets it). */
+void ear_nn_backend_set_weights(ear_nn_weights weights);
+ear_nn_weights ear_nn_backend_weights(void);
+
 /* Threads each backend run uses (the caller's included); ear_nn_set_threads() sets it. */
 void ear_nn_backend_set_threads(int threads);
 

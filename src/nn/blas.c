@@ -28,3 +28,12 @@ void ear_nn_set_threads(int threads)
     openblas_set_num_threads(threads < 1 ? 1 : threads);
     ear_nn_backend_set_threads(threads);
 }
+
+int ear_nn_set_weight_type(const char *name, ear_error *err)
+{
+    ear_nn_weights weights;
+    if (ear_nn_weights_parse(name, &weights, err) != 0)
+        return -1;
+    ear_nn_backend_set_weights(weights);
+    return 0;
+}

@@ -343,14 +343,17 @@ static float *alloc_weights(size_t floats)
 }
 
 /* Converts the first conv_count convolutions' and linear_count linear layers' parameters
- * (every one, or the audio tower's alone, which comes first) into one owned block. */
+ * (every one, or the audio tower's alone, which comes first): each convolution folded into a
+ * scratch buffer and handed to the backend in the process's weight type
+ * (ear_nn_set_weight_type), the linear layers into one owned block. */
 static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const model_sources *s,
                         size_t conv_count, size_t linear_count, const char *path,
                         ear_error *err)
 {
-    size_t total = 0, widest = 1;
+    size_t total = 0, widest = 1, largest = 1;
     for (size_t i = 0; i < conv_count; i++) {
-        total += conv_floats(s->convs[i].conv);
+        if (conv_floats(s->convs[i].conv) > largest)
+            largest = conv_floats(s->convs[i].conv);
         if ((size_t)s->convs[i].conv->out_channels > widest)
             widest = (size_t)s->convs[i].conv->out_channels;
     }
@@ -360,21 +363,30 @@ static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const m
     }
     m->weights = alloc_weights(total);
     float *norm = malloc(4 * widest * sizeof *norm);
+    float *folded = malloc(largest * sizeof *folded);
     int rc = -1;
-    if (!m->weights || !norm) {
+    if (!m->weights || !norm || !folded) {
         ear_error_set(err, "%s: out of memory (%zu bytes of weights)", path, total * sizeof(float));
         goto fail;
     }
     m->weight_floats = total;
     float *next = m->weights;
+    ear_nn_weights type = ear_nn_backend_weights();
+    m->audio.weights = m->image.weights = type;
+    ear_nn_tower *towers[2] = {&m->audio, &m->image};
+    for (int t = 0; t < 2; t++)
+        if (towers[t]->present)
+            ear_nn_tower_shapes(towers[t]);
     for (size_t i = 0; i < conv_count; i++) {
         ear_nn_conv *c = s->convs[i].conv;
-        float *weight = next, *bias = next + conv_floats(c) - (size_t)c->out_channels;
+        float *weight = folded, *bias = folded + conv_floats(c) - (size_t)c->out_channels;
+        ear_error inner;
         if (fold_conv(file, &s->convs[i], weight, bias, norm, path, err) != 0)
             goto fail;
-        c->weight = weight;
-        c->bias = bias;
-        next += conv_floats(c);
+        if (ear_nn_conv_compile(c, weight, bias, type, &inner) != 0) {
+            ear_error_set(err, "%s: %s: %s", path, s->convs[i].weight, inner.message);
+            goto fail;
+        }
     }
     char name[NAME_SIZE + 16];
     for (size_t i = 0; i < linear_count; i++) {
@@ -397,6 +409,7 @@ static int load_weights(ear_nn_model *m, const ear_nn_safetensors *file, const m
     rc = 0;
 fail:
     free(norm);
+    free(folded);
     return rc;
 }
 
@@ -470,14 +483,6 @@ static void count_file(ear_nn_model *m, const ear_nn_safetensors *file)
 
 #define W2V_PREFIX "audio_encoder.model."
 #define W2V_HEAD "audio_proj.proj"
-
-/* The weight type the wav2vec2 tower's products use (ear_nn_set_weight_type). */
-static ear_nn_weights weight_type = EAR_NN_WEIGHTS_F32;
-
-int ear_nn_set_weight_type(const char *name, ear_error *err)
-{
-    return ear_nn_weights_parse(name, &weight_type, err);
-}
 
 /* The first dimension of a 2-D tensor, or 0 when it is absent or not 2-D. */
 static int rows_of(const ear_nn_safetensors *file, const char *name)
@@ -663,7 +668,7 @@ static ear_nn_model *load(const char *path, int which, ear_error *err)
     } else if (c->has_audio && w2v) {
         m->segment_samples = (size_t)(c->w2v.max_seconds * c->w2v.sample_rate);
         m->w2v = ear_nn_w2v_load(&file, used, W2V_PREFIX, W2V_HEAD, &c->w2v, c->embed_dim,
-                                 weight_type, path, err);
+                                 ear_nn_backend_weights(), path, err);
         if (!m->w2v)
             goto fail;
     }
@@ -713,6 +718,8 @@ void ear_nn_model_free(ear_nn_model *m)
 {
     if (!m)
         return;
+    ear_nn_tower_release(&m->audio);
+    ear_nn_tower_release(&m->image);
     free(m->audio.encoder.blocks);
     free(m->image.encoder.blocks);
     free(m->weights);
@@ -816,7 +823,7 @@ void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
         fprintf(out, "    head         linear %d -> %d (audio_proj.proj), L2\n", w->embed,
                 c->embed_dim);
         fprintf(out, "    weights      %zu bytes (%s matrix products)\n",
-                ear_nn_w2v_weight_bytes(m->w2v), ear_nn_weights_name(weight_type));
+                ear_nn_w2v_weight_bytes(m->w2v), ear_nn_weights_name(ear_nn_backend_weights()));
     } else if (c->has_audio) {
         const ear_audio_mel_config *a = &c->mel;
         fprintf(out, "  audio tower\n");
@@ -843,7 +850,10 @@ void ear_nn_model_describe(const ear_nn_model *m, FILE *out)
         describe_encoder(out, &c->image_encoder, m->image.encoder.features);
         describe_head(out, &c->image_head, m->image.encoder.features, c->embed_dim);
     }
-    fprintf(out, "  memory         %zu bytes of weights (float32, BatchNorm folded), %zu bytes "
+    fprintf(out, "  memory         %zu bytes of weights (%s, BatchNorm folded), %zu bytes "
                  "per session\n",
-            m->weight_floats * sizeof(float), ear_nn_model_session_bytes(m));
+            m->weight_floats * sizeof(float) + ear_nn_tower_compiled_bytes(&m->audio) +
+                ear_nn_tower_compiled_bytes(&m->image),
+            ear_nn_weights_name(m->audio.present ? m->audio.weights : m->image.weights),
+            ear_nn_model_session_bytes(m));
 }

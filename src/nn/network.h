@@ -37,6 +37,7 @@ typedef struct ear_nn_head {
 typedef struct ear_nn_tower {
     int present;
     int in_channels, height, width; /* largest input: [in_channels][height][width] */
+    ear_nn_weights weights;         /* the compiled convolutions' type (resnet.c) */
     ear_nn_encoder encoder;
     ear_nn_head head;
 } ear_nn_tower;
@@ -106,5 +107,19 @@ size_t ear_nn_w2v_weight_bytes(const ear_nn_w2v *w);
 /* The unit vector of wave[0..count) (cut at max_seconds) into unit[embed_dim]. */
 int ear_nn_w2v_embed(const ear_nn_w2v *w, const float *wave, size_t count, void *arena,
                      float *unit, ear_error *err);
+
+/* resnet.c: records each conv's largest input (in_height, in_width) from the tower's. */
+void ear_nn_tower_shapes(ear_nn_tower *tower);
+
+/* Lays out one conv's folded weight and bias in the backend (conv->compiled) for its largest
+ * input; they may go afterwards. -1 with err filled. */
+int ear_nn_conv_compile(ear_nn_conv *conv, const float *weight, const float *bias,
+                        ear_nn_weights weights, ear_error *err);
+
+/* Frees the tower's compiled convs (a partly compiled tower too). */
+void ear_nn_tower_release(ear_nn_tower *tower);
+
+/* Bytes of the tower's laid-out convolution weights. */
+size_t ear_nn_tower_compiled_bytes(const ear_nn_tower *tower);
 
 #endif

@@ -87,7 +87,7 @@ int ear_nn_embed_pixels(ear_nn_session *s, const float *pixels, float *embedding
 size_t ear_nn_session_bytes(const ear_nn_session *s);
 
 /* The weight type ("f32", "bf16", "int8") of the matrix products of models loaded afterwards
- * (the wav2vec2 family's; default f32). */
+ * (default f32; `ear` sets bf16 unless told otherwise). */
 int ear_nn_set_weight_type(const char *name, ear_error *err);
 
 /* Fills o for decoding a sound this model embeds: its sample rate, and for the wav2vec2 family

@@ -163,6 +163,51 @@ void ear_nn_max_pool(const float *input, int channels, int height, int width, fl
     }
 }
 
+void ear_nn_max_pool_hwc(const float *input, int channels, int height, int width,
+                         float *output)
+{
+    int out_height = ear_nn_output_size(height, 3, 2, 1);
+    int out_width = ear_nn_output_size(width, 3, 2, 1);
+    size_t c_count = (size_t)channels;
+    for (int oh = 0; oh < out_height; oh++) {
+        int h0 = oh * 2 - 1, h1 = h0 + 3;
+        h0 = h0 < 0 ? 0 : h0;
+        h1 = h1 > height ? height : h1;
+        for (int ow = 0; ow < out_width; ow++) {
+            int w0 = ow * 2 - 1, w1 = w0 + 3;
+            w0 = w0 < 0 ? 0 : w0;
+            w1 = w1 > width ? width : w1;
+            float *out = output + ((size_t)oh * (size_t)out_width + (size_t)ow) * c_count;
+            for (size_t c = 0; c < c_count; c++)
+                out[c] = -INFINITY;
+            for (int h = h0; h < h1; h++)
+                for (int w = w0; w < w1; w++) {
+                    const float *in = input + ((size_t)h * (size_t)width + (size_t)w) * c_count;
+                    for (size_t c = 0; c < c_count; c++)
+                        out[c] = in[c] > out[c] ? in[c] : out[c];
+                }
+        }
+    }
+}
+
+void ear_nn_average_pool_hwc(const float *input, int channels, size_t pixels, float *output)
+{
+    /* In double, as the CHW version: the order of a long float sum would show in the digits. */
+    for (int c = 0; c < channels; c++) {
+        double sum = 0;
+        for (size_t i = 0; i < pixels; i++)
+            sum += input[i * (size_t)channels + (size_t)c];
+        output[c] = (float)(sum / (double)pixels);
+    }
+}
+
+void ear_nn_chw_to_hwc(const float *input, int channels, size_t pixels, float *output)
+{
+    for (int c = 0; c < channels; c++)
+        for (size_t i = 0; i < pixels; i++)
+            output[i * (size_t)channels + (size_t)c] = input[(size_t)c * pixels + i];
+}
+
 void ear_nn_average_pool(const float *input, int channels, size_t pixels, float *output)
 {
     for (int c = 0; c < channels; c++) {

@@ -6,11 +6,15 @@
 
 #include <stddef.h>
 
+#include "nn/backend.h"
+
 /* A convolution with its BatchNorm folded in: output = weight * input + bias. */
 typedef struct ear_nn_conv {
     int in_channels, out_channels, kernel, stride, padding;
     const float *weight; /* [out_channels][in_channels][kernel][kernel] */
     const float *bias;   /* [out_channels] */
+    ear_nn_conv2d *compiled; /* the backend's, NHWC (resnet.c); what a session runs */
+    int in_height, in_width; /* the largest input it sees in its tower (resnet.c) */
 } ear_nn_conv;
 
 /* A fully connected layer: output = weight * input + bias. */
@@ -39,7 +43,8 @@ static inline int ear_nn_conv_is_pointwise(const ear_nn_conv *conv)
 /* Floats of im2col scratch the convolution needs on a height x width input (0 if none). */
 size_t ear_nn_conv_scratch_floats(const ear_nn_conv *conv, int height, int width);
 
-/* input [in_channels][height][width] -> output [out_channels][oh][ow]. With accumulate,
+/* The reference convolution (CHW, im2col + OpenBLAS; sessions run conv->compiled instead):
+ * input [in_channels][height][width] -> output [out_channels][oh][ow]. With accumulate,
  * output already holds the residual shortcut and the result is added to it; then the bias,
  * then ReLU when relu is set. scratch holds ear_nn_conv_scratch_floats() floats. input and
  * output must not overlap. */
@@ -49,6 +54,16 @@ void ear_nn_conv_forward(const ear_nn_conv *conv, const float *input, int height
 /* 3x3 max pooling, stride 2, padding 1 (padding never wins): [channels][h][w] ->
  * [channels][oh][ow]. */
 void ear_nn_max_pool(const float *input, int channels, int height, int width, float *output);
+
+/* The same max pooling on NHWC activations: [h][w][channels] -> [oh][ow][channels]. */
+void ear_nn_max_pool_hwc(const float *input, int channels, int height, int width,
+                         float *output);
+
+/* Mean of each channel's pixels, NHWC: [pixels][channels] -> [channels]. */
+void ear_nn_average_pool_hwc(const float *input, int channels, size_t pixels, float *output);
+
+/* [channels][pixels] -> [pixels][channels]. */
+void ear_nn_chw_to_hwc(const float *input, int channels, size_t pixels, float *output);
 
 /* Mean of each channel's pixels: [channels][pixels] -> [channels]. */
 void ear_nn_average_pool(const float *input, int channels, size_t pixels, float *output);

@@ -38,20 +38,26 @@ static void track(size_t *maximum, size_t value)
         *maximum = value;
 }
 
-/* Follows the shapes through a conv: records its output and scratch, returns the output size. */
+/* Follows the shapes through a conv: records its output and scratch, returns the output size.
+ * The scratch is the backend's (in floats) once the conv is compiled, else im2col's. */
 static void conv_shape(const ear_nn_conv *c, int *height, int *width, size_t *activation,
                        size_t *scratch)
 {
-    /* A smaller input can need more scratch than the planned one: the im2col chunk is a whole
-     * number of output rows under EAR_NN_SCRATCH_BUDGET, and shorter rows can fill the budget
-     * better (a 3.9 s sound after a 5 s plan). So plan for the budget, capped by the whole
-     * im2col of the planned input, which no smaller input exceeds. */
-    track(scratch, ear_nn_conv_scratch_floats(c, *height, *width));
-    if (!ear_nn_conv_is_pointwise(c)) {
-        size_t whole = (size_t)c->in_channels * (size_t)(c->kernel * c->kernel) *
-                       (size_t)ear_nn_output_size(*height, c->kernel, c->stride, c->padding) *
-                       (size_t)ear_nn_output_size(*width, c->kernel, c->stride, c->padding);
-        track(scratch, whole < EAR_NN_SCRATCH_BUDGET ? whole : EAR_NN_SCRATCH_BUDGET);
+    if (c->compiled) {
+        track(scratch, (ear_nn_conv2d_scratch_bytes(c->compiled) + sizeof(float) - 1) /
+                           sizeof(float));
+    } else {
+        /* A smaller input can need more scratch than the planned one: the im2col chunk is a
+         * whole number of output rows under EAR_NN_SCRATCH_BUDGET, and shorter rows can fill
+         * the budget better (a 3.9 s sound after a 5 s plan). So plan for the budget, capped
+         * by the whole im2col of the planned input, which no smaller input exceeds. */
+        track(scratch, ear_nn_conv_scratch_floats(c, *height, *width));
+        if (!ear_nn_conv_is_pointwise(c)) {
+            size_t whole = (size_t)c->in_channels * (size_t)(c->kernel * c->kernel) *
+                           (size_t)ear_nn_output_size(*height, c->kernel, c->stride, c->padding) *
+                           (size_t)ear_nn_output_size(*width, c->kernel, c->stride, c->padding);
+            track(scratch, whole < EAR_NN_SCRATCH_BUDGET ? whole : EAR_NN_SCRATCH_BUDGET);
+        }
     }
     *height = ear_nn_output_size(*height, c->kernel, c->stride, c->padding);
     *width = ear_nn_output_size(*width, c->kernel, c->stride, c->padding);
@@ -98,6 +104,8 @@ static void plan_arena(const ear_nn_model *m, arena_plan *p)
         ear_nn_tower_sizes(t, &activation, &scratch);
         track(&p->input, (size_t)t->in_channels * (size_t)t->height * (size_t)t->width);
         track(&p->slot, activation);
+        if (t->in_channels > 1) /* run_tower turns the input to NHWC in a slot */
+            track(&p->slot, (size_t)t->in_channels * (size_t)t->height * (size_t)t->width);
         track(&p->scratch, scratch);
         track(&p->features, (size_t)t->encoder.features);
         if (t->head.has_second)
@@ -163,6 +171,11 @@ ear_nn_session *ear_nn_session_create(const ear_nn_model *m, ear_error *err)
     s->scratch_floats = p.scratch;
     if (m->w2v) {
         s->w2v_bytes = ear_nn_w2v_arena_bytes(m->w2v);
+        if (s->w2v_bytes > MAX_ARENA_BYTES) {
+            ear_error_set(err, "the model's longest clip needs %zu bytes of activations per "
+                               "session (limit %zu)", s->w2v_bytes, MAX_ARENA_BYTES);
+            goto fail;
+        }
         if (posix_memalign(&s->w2v_arena, 64, s->w2v_bytes) != 0) {
             s->w2v_arena = NULL;
             ear_error_set(err, "out of memory (%zu bytes for a session's arena)", s->w2v_bytes);
@@ -189,34 +202,41 @@ void ear_nn_session_free(ear_nn_session *s)
     free(s);
 }
 
-/* One convolution, after checking that its output and scratch fit the plan (they always do
- * for inputs no larger than the planned one; the check keeps a mistake from writing past the
- * arena). */
+/* One convolution (the backend's, NHWC), after checking that its output and scratch fit the
+ * plan (they always do for inputs no larger than the planned one; the check keeps a mistake
+ * from writing past the arena). */
 static int conv(ear_nn_session *s, const ear_nn_conv *c, const float *input, int *height,
                 int *width, float *output, int accumulate, int relu, ear_error *err)
 {
     int oh = ear_nn_output_size(*height, c->kernel, c->stride, c->padding);
     int ow = ear_nn_output_size(*width, c->kernel, c->stride, c->padding);
     if ((size_t)c->out_channels * (size_t)oh * (size_t)ow > s->slot_floats ||
-        ear_nn_conv_scratch_floats(c, *height, *width) > s->scratch_floats)
+        ear_nn_conv2d_scratch_bytes(c->compiled) > s->scratch_floats * sizeof(float))
         return ear_error_set(err, "internal: a %dx%d input outgrows the session's arena", *height,
                              *width);
-    ear_nn_conv_forward(c, input, *height, *width, output, s->scratch, accumulate, relu);
+    if (ear_nn_conv2d_run(c->compiled, input, *height, *width, output, accumulate, relu,
+                          s->scratch, err) != 0)
+        return -1;
     *height = oh;
     *width = ow;
     return 0;
 }
 
-/* input [in_channels][height][width] -> the tower's unit vector in s->unit. */
+/* input [in_channels][height][width] -> the tower's unit vector in s->unit. The activations
+ * are NHWC from the stem on (one channel: CHW is already NHWC). */
 static int run_tower(ear_nn_session *s, const ear_nn_tower *t, const float *input, int height,
                      int width, ear_error *err)
 {
     const ear_nn_encoder *e = &t->encoder;
     float **slot = s->slots;
     int h = height, w = width;
+    if (t->in_channels > 1) {
+        ear_nn_chw_to_hwc(input, t->in_channels, (size_t)h * (size_t)w, slot[2]);
+        input = slot[2];
+    }
     if (conv(s, &e->stem, input, &h, &w, slot[0], 0, 1, err) != 0)
         return -1;
-    ear_nn_max_pool(slot[0], e->stem.out_channels, h, w, slot[1]);
+    ear_nn_max_pool_hwc(slot[0], e->stem.out_channels, h, w, slot[1]);
     h = ear_nn_output_size(h, 3, 2, 1);
     w = ear_nn_output_size(w, 3, 2, 1);
     int x = 1; /* the slot holding the current activation */
@@ -247,7 +267,7 @@ static int run_tower(ear_nn_session *s, const ear_nn_tower *t, const float *inpu
         h = bh;
         w = bw;
     }
-    ear_nn_average_pool(slot[x], e->features, (size_t)h * (size_t)w, s->features);
+    ear_nn_average_pool_hwc(slot[x], e->features, (size_t)h * (size_t)w, s->features);
     if (t->head.has_second) {
         ear_nn_linear_forward(&t->head.first, s->features, s->hidden, 1);
         ear_nn_linear_forward(&t->head.second, s->hidden, s->unit, 0);

@@ -731,20 +731,73 @@ static inline float exp_nonpositive(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    union {
+        int32_t bits;
+        float value;
+    } scale = {.bits = ((int32_t)n + 127) << 23}; /* a union, not memcpy: it vectorises */
+    return p * scale.value;
 }
 
-/* One row of scores to its softmax, in place. */
+/* 16 lanes of e^x for x <= 0, exp_nonpositive's arithmetic in GCC/Clang vector types (the
+ * power of two built in the exponent bits; floor from truncation, x being <= 0.5 there): plain
+ * loops with the bit cast do not vectorise. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* s[0..16) = e^(s - top), added to *sum (pointers, not vector values: no vector ABI). */
+static inline __attribute__((always_inline)) void exp16_nonpositive(float *s, float top,
+                                                                    v16f *sum)
+{
+    v16f x;
+    memcpy(&x, s, sizeof x);
+    x = x - top;
+    v16f lo = x * 0 - 87.0f;
+    v16i small = x < lo;
+    x = (v16f)((small & (v16i)lo) | (~small & (v16i)x));
+    v16f t = x * 1.44269504088896341f + 0.5f;
+    v16f n = __builtin_convertvector(__builtin_convertvector(t, v16i), v16f);
+    v16i above = t < n; /* truncation went up (t negative, not whole): floor is one less */
+    n = n - (v16f)(above & (v16i)(x * 0 + 1.0f));
+    v16f r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    v16f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    p = p * (v16f)bits;
+    *sum += p;
+    memcpy(s, &p, sizeof p);
+}
+
+/* One row of scores to its softmax, in place: 16 lanes at a time (the max and the sum too,
+ * which a compiler may not reorder by itself), the tail one by one. */
 SIMD_CLONES static void softmax_row(float *s, int n)
 {
+    int whole = n / 16 * 16;
     float top = s[0];
-    for (int j = 1; j < n; j++)
+    if (whole) {
+        v16f m;
+        memcpy(&m, s, sizeof m);
+        for (int j = 16; j < whole; j += 16) {
+            v16f v;
+            memcpy(&v, s + j, sizeof v);
+            v16i bigger = v > m;
+            m = (v16f)((bigger & (v16i)v) | (~bigger & (v16i)m));
+        }
+        for (int k = 0; k < 16; k++)
+            top = m[k] > top ? m[k] : top;
+    }
+    for (int j = whole; j < n; j++)
         top = s[j] > top ? s[j] : top;
+    v16f sum = {0};
+    for (int j = 0; j < whole; j += 16)
+        exp16_nonpositive(s + j, top, &sum);
     float total = 0;
-    for (int j = 0; j < n; j++) {
+    for (int k = 0; k < 16; k++)
+        total += sum[k];
+    for (int j = whole; j < n; j++) {
         s[j] = exp_nonpositive(s[j] - top);
         total += s[j];
     }

@@ -68,6 +68,30 @@ check "info f16: exit 0 and F16" [ "$status" -eq 0 ]
 check "info f16: bottleneck" stdout_has "bottleneck"
 check "info f16: F16" stdout_has "F16"
 
+# 2b. --weights: bf16 and int8 embeddings stay within cosine 0.999 of float32's (this suite
+#     runs with EAR_WEIGHTS=f32, the float32 contract); the default without EAR_WEIGHTS is
+#     bf16; a bad type, in the option or the variable, is a usage error.
+cosine() { # cosine A.npy B.npy
+    paste <(npy_values "$1") <(npy_values "$2") |
+        awk '{ d += $1 * $2; a += $1 * $1; b += $2 * $2 } END { printf "%.6f\n", d / sqrt(a * b) }'
+}
+for weights in bf16 int8; do
+    run_ear embed --model "$MODEL" --audio "$FIXTURES/nn_clip.wav" -o "$WORK/audio_$weights.npy" \
+        --weights "$weights"
+    check "$weights: exit 0 (status $status: $(cat "$WORK/stderr"))" [ "$status" -eq 0 ]
+    c=$(cosine "$WORK/audio_$weights.npy" "$WORK/audio.npy")
+    echo "audio $weights: cosine against f32 $c"
+    check "$weights: cosine $c >= 0.999" awk -v c="$c" 'BEGIN { exit !(c >= 0.999) }'
+done
+EAR_WEIGHTS= run_ear embed --model "$MODEL" --audio "$FIXTURES/nn_clip.wav" -o "$WORK/audio_default.npy"
+check "default: exit 0 (status $status)" [ "$status" -eq 0 ]
+check "default is bf16" cmp -s "$WORK/audio_default.npy" "$WORK/audio_bf16.npy"
+run_ear embed --model "$MODEL" --audio "$FIXTURES/nn_clip.wav" -o "$WORK/bad.npy" --weights fp16
+check "--weights fp16: exit 2, named, no output" \
+    sh -c "[ $status -eq 2 ] && grep -q fp16 '$WORK/stderr' && [ ! -e '$WORK/bad.npy' ]"
+EAR_WEIGHTS=fp8 run_ear embed --model "$MODEL" --audio "$FIXTURES/nn_clip.wav" -o "$WORK/bad.npy"
+check "EAR_WEIGHTS=fp8: exit 2, named" sh -c "[ $status -eq 2 ] && grep -q 'EAR_WEIGHTS' '$WORK/stderr'"
+
 # 3. ear mel --model: the model's log-mel parameters (16 mels, hop 80 at 8 kHz).
 run_ear mel --model "$MODEL" "$FIXTURES/nn_clip.wav" -o "$WORK/mel.npy"
 check "mel --model: exit 0 (status $status: $(cat "$WORK/stderr"))" [ "$status" -eq 0 ]

@@ -53,10 +53,76 @@ static void reference_conv(const ear_nn_conv *c, const float *in, int h, int w, 
             }
 }
 
+/* The backend's convolution (NHWC, weights laid out once) against the same reference: float32
+ * within 1e-4 as the CHW one, bfloat16 within its rounding (relative to the outputs' scale);
+ * the largest input and a smaller one through one compiled conv. */
+static void check_compiled(const ear_nn_conv *c, const float *input, int h, int w,
+                           const float *shortcut)
+{
+    for (int type = EAR_NN_WEIGHTS_F32; type <= EAR_NN_WEIGHTS_BF16; type++) {
+        ear_error err;
+        ear_nn_conv2d *cc = ear_nn_conv2d_create(c->weight, c->bias, c->in_channels,
+                                                 c->out_channels, c->kernel, c->stride,
+                                                 c->padding, h, w, (ear_nn_weights)type, &err);
+        EAR_CHECK_MSG(cc != NULL, "conv2d: %s", cc ? "" : err.message);
+        if (!cc)
+            return;
+        int sizes[2][2] = {{h, w}, {h > c->kernel ? h - 1 : h, w > c->kernel ? w - 2 : w}};
+        void *scratch = malloc(ear_nn_conv2d_scratch_bytes(cc));
+        for (int size = 0; size < 2; size++) {
+            int ih = sizes[size][0], iw = sizes[size][1];
+            int oh = ear_nn_output_size(ih, c->kernel, c->stride, c->padding);
+            int ow = ear_nn_output_size(iw, c->kernel, c->stride, c->padding);
+            size_t pixels = (size_t)oh * ow, out_count = (size_t)c->out_channels * pixels;
+            /* The sub-image: the first ih rows and iw columns, CHW. */
+            float *sub = malloc((size_t)c->in_channels * ih * iw * sizeof *sub);
+            for (int ch = 0; ch < c->in_channels; ch++)
+                for (int y = 0; y < ih; y++)
+                    memcpy(sub + ((size_t)ch * ih + y) * iw, input + ((size_t)ch * h + y) * w,
+                           (size_t)iw * sizeof *sub);
+            float *hwc = malloc((size_t)c->in_channels * ih * iw * sizeof *hwc);
+            float *out = malloc(out_count * sizeof *out);
+            double *expected = malloc(out_count * sizeof *expected);
+            ear_nn_chw_to_hwc(sub, c->in_channels, (size_t)ih * iw, hwc);
+            for (int mode = 0; mode < 3; mode++) {
+                int relu = mode > 0, accumulate = mode == 2;
+                if (accumulate)
+                    ear_nn_chw_to_hwc(shortcut, c->out_channels, pixels, out);
+                int rc = ear_nn_conv2d_run(cc, hwc, ih, iw, out, accumulate, relu, scratch, &err);
+                EAR_CHECK_MSG(rc == 0, "conv2d run: %s", rc ? err.message : "");
+                reference_conv(c, sub, ih, iw, accumulate ? shortcut : NULL, relu, expected);
+                double worst = 0, square = 0;
+                for (int o = 0; o < c->out_channels; o++)
+                    for (size_t i = 0; i < pixels; i++) {
+                        double e = expected[(size_t)o * pixels + i];
+                        double d = fabs(out[i * (size_t)c->out_channels + (size_t)o] - e);
+                        worst = d > worst || isnan(d) ? d : worst;
+                        square += e * e;
+                    }
+                double rms = sqrt(square / (double)out_count) + 1e-12;
+                double limit = type == EAR_NN_WEIGHTS_F32 ? 1e-4 : 3e-2 * rms;
+                EAR_CHECK_MSG(worst <= limit, "%s conv %d->%d k%d s%d on %dx%d, mode %d: max "
+                              "|difference| %g (limit %g)", ear_nn_weights_name(type),
+                              c->in_channels, c->out_channels, c->kernel, c->stride, ih, iw,
+                              mode, worst, limit);
+            }
+            free(sub);
+            free(hwc);
+            free(out);
+            free(expected);
+        }
+        /* Refused: an input larger than planned. */
+        EAR_CHECK(ear_nn_conv2d_run(cc, input, h + 1, w, NULL, 0, 0, scratch, &err) == -1);
+        free(scratch);
+        ear_nn_conv2d_free(cc);
+    }
+}
+
 static void check_conv(int in_channels, int out_channels, int kernel, int stride, int padding,
                        int h, int w)
 {
-    ear_nn_conv c = {in_channels, out_channels, kernel, stride, padding, NULL, NULL};
+    ear_nn_conv c = {.in_channels = in_channels, .out_channels = out_channels, .kernel = kernel,
+                     .stride = stride, .padding = padding};
     float *weight = random_array((size_t)out_channels * in_channels * kernel * kernel);
     float *bias = random_array((size_t)out_channels);
     c.weight = weight;
@@ -99,6 +165,7 @@ static void check_conv(int in_channels, int out_channels, int kernel, int stride
         if (relu)
             EAR_CHECK_MSG(negatives == 0, "ReLU left %d negative values", negatives);
     }
+    check_compiled(&c, input, h, w, shortcut);
     free(weight);
     free(bias);
     free(input);
@@ -116,6 +183,23 @@ static void check_max_pool(int channels, int h, int w, float offset)
     int oh = ear_nn_output_size(h, 3, 2, 1), ow = ear_nn_output_size(w, 3, 2, 1);
     float *output = malloc((size_t)channels * oh * ow * sizeof *output);
     ear_nn_max_pool(input, channels, h, w, output);
+    /* The NHWC one gives the same values, transposed. */
+    float *hwc = malloc((size_t)channels * h * w * sizeof *hwc);
+    float *hwc_out = malloc((size_t)channels * oh * ow * sizeof *hwc_out);
+    float *back = malloc((size_t)channels * oh * ow * sizeof *back);
+    ear_nn_chw_to_hwc(input, channels, (size_t)h * w, hwc);
+    ear_nn_max_pool_hwc(hwc, channels, h, w, hwc_out);
+    ear_nn_chw_to_hwc(output, channels, (size_t)oh * ow, back);
+    EAR_CHECK(memcmp(back, hwc_out, (size_t)channels * oh * ow * sizeof *back) == 0);
+    float mean_chw[8], mean_hwc[8];
+    if (channels <= 8) {
+        ear_nn_average_pool(input, channels, (size_t)h * w, mean_chw);
+        ear_nn_average_pool_hwc(hwc, channels, (size_t)h * w, mean_hwc);
+        EAR_CHECK(memcmp(mean_chw, mean_hwc, (size_t)channels * sizeof *mean_chw) == 0);
+    }
+    free(hwc);
+    free(hwc_out);
+    free(back);
     int wrong = 0;
     for (int c = 0; c < channels; c++)
         for (int y = 0; y < oh; y++)
