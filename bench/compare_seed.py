@@ -47,6 +47,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -618,6 +619,15 @@ def ear_weights(ear):
     return ["f32", "bf16", "int8"] if "--weights" in out.stdout + out.stderr else [None]
 
 
+def ear_default_weights(ear):
+    """What `ear serve` runs without --weights: EAR_WEIGHTS, else the default its help names."""
+    if os.environ.get("EAR_WEIGHTS"):
+        return "%s (EAR_WEIGHTS)" % os.environ["EAR_WEIGHTS"]
+    out = subprocess.run([ear, "serve", "--help"], capture_output=True, text=True).stdout
+    m = re.search(r"^ +--weights T[^\n]*(?:\n {10,}[^\n]*)*?\(default (\w+)", out, re.M)
+    return m.group(1) if m else "the engine's only one"
+
+
 class OriginalService(Service):
     """Ear (`ear serve --project DIR`, one search worker, one thread) or the original
     (seed-python under gunicorn, one worker, --preload) on the same project folder."""
@@ -681,7 +691,11 @@ def measure_original_start(args, work, proj, queries, kind, weights=None, one_th
         first = time.perf_counter() - t0
         if status != 200:
             raise RuntimeError("%s: first /query answered %d: %r" % (kind, status, body[:300]))
-        row = {"ready_s": ready, "first_answer_s": first, "answers": {}}
+        # Every CPU second the service spent from its start to its first answer (steadier
+        # than the wall clock on a shared machine); read after the answer, so it costs the
+        # timing nothing.
+        row = {"ready_s": ready, "first_answer_s": first,
+               "first_answer_cpu_s": cpu_seconds(svc.proc.pid), "answers": {}}
         for key in ("webm10", "jpeg"):
             _, status, body = post_once(svc.port, reqs[key])
             if status != 200:
@@ -798,8 +812,9 @@ def summarise_original(runs):
     of every round."""
     if not runs:
         return None
-    s = {k: median([r[k] for r in runs]) for k in ("ready_s", "first_answer_s", "idle_rss",
-                                                   "idle_pss", "peak_rss")}
+    s = {k: median([r.get(k) for r in runs]) for k in ("ready_s", "first_answer_s",
+                                                       "first_answer_cpu_s", "idle_rss",
+                                                       "idle_pss", "peak_rss")}
     for key, _, _, _ in ORIGINAL_QUERIES:
         s[key + "_p50"] = pooled(runs, key, 50)
         s[key + "_p90"] = pooled(runs, key, 90)
@@ -851,6 +866,7 @@ def write_original(o, w, targets):
     w(rule)
     measures = [("start to ready (s)", "ready_s", 2), ("start to first answer (s)",
                                                       "first_answer_s", 2),
+                ("CPU from start to first answer (s)", "first_answer_cpu_s", 2),
                 ("idle RSS (MiB)", "idle_rss", 1), ("idle PSS (MiB)", "idle_pss", 1),
                 ("peak RSS while answering (MiB)", "peak_rss", 1)]
     for key, what, _, _ in ORIGINAL_QUERIES:
@@ -906,51 +922,19 @@ def write_original(o, w, targets):
         e = sums[v]
         r_rss = ratio(e["idle_rss"], peer["idle_rss"])
         r_first = ratio(e["first_answer_s"], peer["first_answer_s"])
+        r_first_cpu = ratio(e.get("first_answer_cpu_s"), peer.get("first_answer_cpu_s"))
         r_10 = ratio(e["webm10_p50"], peer["webm10_p50"])
+        r_10_cpu = ratio(e["webm10_cpu"], peer["webm10_cpu"])
         targets.append(("original, %s" % variant_label(v), [
-            ("idle RSS ≤ 1/4 of the peer's", fmt(r_rss, 3), (r_rss or 1) <= 0.25),
-            ("start to first answer ≤ 1/10 of the peer's", fmt(r_first, 3),
-             (r_first or 1) <= 0.1),
-            ("10 s WebM /query p50 ≤ 0.25× the peer's (the issue's embedding target, here "
-             "with decoding and search)", fmt(r_10, 3), (r_10 or 1) <= 0.25),
+            ("idle RSS ≤ 1/4 of the peer's (RSS; PSS)", "%s; %s" % (
+                fmt(r_rss, 3), fmt(ratio(e["idle_pss"], peer["idle_pss"]), 3)),
+             (r_rss or 1) <= 0.25),
+            ("start to first answer ≤ 1/10 of the peer's (wall, judged; CPU)", "%s; %s" % (
+                fmt(r_first, 3), fmt(r_first_cpu, 3)), (r_first or 1) <= 0.1),
+            ("10 s WebM /query ≤ 0.25× the peer's (p50 wall, judged; CPU per answer; the "
+             "issue's target for the embedding, here with decoding and search)", "%s; %s" % (
+                 fmt(r_10, 3), fmt(r_10_cpu, 3)), (r_10 or 1) <= 0.25),
         ]))
-
-
-def measure_compact(args, work, skip, results):
-    """The compact family's parts (models, clips, sizes, encoder) into results; returns
-    the models measured {name: path}."""
-    log("models, index and queries in", work)
-    models, audio_model = make_models(work, os.path.join(ROOT, "demo", "model.safetensors"))
-    make_dataset(work)
-    fps = {name: fingerprint(args.ear, path) for name, path in models.items()}
-    queries = make_queries(work, [int(s) for s in args.clips.split(",")])
-    by_dim = {}
-    for name, path in models.items():
-        by_dim.setdefault(model_dim(path), {})[name] = fps[name]
-    indexes = {}
-    for dim, named in by_dim.items():
-        seed_pt, ear_paths = make_indexes(work, args.items, dim, named)
-        for name in named:
-            indexes[name] = (ear_paths[name], seed_pt)
-    if "models" not in skip:
-        for name, path in models.items():
-            log("== model", name)
-            results["models"][name] = measure_model(args, work, name, path, indexes[name][0],
-                                                    indexes[name][1], queries[5])
-    f32 = models["random F32"]
-    if "clips" not in skip:
-        log("== clip lengths")
-        results["clips"] = measure_clips(args, work, f32, indexes["random F32"][0],
-                                         indexes["random F32"][1], queries)
-    if "sizes" not in skip:
-        log("== index sizes")
-        results["index_sizes"] = measure_index_sizes(
-            args, work, f32, fps["random F32"], model_dim(f32),
-            [int(s) for s in args.sizes.split(",")], queries[5])
-    if "encoder" not in skip:
-        log("== encoder")
-        results["encoder"] = encoder(args, audio_model)
-    return models
 
 
 # ---------------------------------------------------------------------------- report
@@ -1027,9 +1011,10 @@ def write_report(results, md_path, png_path):
           "unless said), the same WebM/Opus query (5 s unless said), the client in "
           "`bench/compare_seed.py` (closed loop, a new connection per upload, multipart as the "
           "web page sends it; percentiles over every answer of every round). Ear: `ear serve "
-          "--workers 2 --threads 1`; compact-python: gunicorn, 1 sync worker, `--preload`, "
-          "PyTorch at 1 thread, as the original was deployed. The model rows over %d rounds.%s"
-          % (meta["items"], meta["rounds"],
+          "--workers 2 --threads 1`, weights %s; compact-python: gunicorn, 1 sync worker, "
+          "`--preload`, PyTorch at 1 thread, as the original was deployed. The model rows over "
+          "%d rounds.%s"
+          % (meta["items"], meta.get("ear_weights", "as the engine loads them"), meta["rounds"],
              " Load average at the start of this part: %s; at its end: %s." % (
                  meta["compact_load_start"], meta["compact_load_end"])
              if meta.get("compact_load_start") else ""))
@@ -1287,7 +1272,7 @@ def main():
     ap.add_argument("--original-rounds", type=int,
                     default=int(os.environ.get("ORIGINAL_ROUNDS", 3)))
     ap.add_argument("--original-requests", type=int,
-                    default=int(os.environ.get("ORIGINAL_REQUESTS", 10)),
+                    default=int(os.environ.get("ORIGINAL_REQUESTS", 8)),
                     help="answers per query kind per start, against the original")
     ap.add_argument("--no-original-deployed", dest="original_deployed", action="store_false",
                     default=os.environ.get("ORIGINAL_DEPLOYED", "1") != "0",
@@ -1358,6 +1343,7 @@ def main():
             "minutes": (time.time() - started) / 60,
             "load_start": load_start,
             "load_end": " ".join(open("/proc/loadavg").read().split()[:3]),
+            "ear_weights": ear_default_weights(args.ear),
             "compact_load_start": compact_load_start,
             "compact_load_end": compact_load_end,
             "before": args.ear_before,

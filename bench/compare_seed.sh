@@ -12,7 +12,7 @@
 # Installs the peers' Debian packages first (python3-torch, -torchaudio, -torchvision, -flask,
 # -soundfile, -pil, -matplotlib, gunicorn; apt-get, idempotent), then runs the harness with
 # Debian's /usr/bin/python3. Environment, for a quicker or narrower run:
-#   the original's model: ORIGINAL_ROUNDS (3), ORIGINAL_REQUESTS (10 answers of each query per
+#   the original's model: ORIGINAL_ROUNDS (3), ORIGINAL_REQUESTS (8 answers of each query per
 #     start), ORIGINAL_DEPLOYED (1: one more start of the original without the one-thread
 #     variables; 0: not), ORIGINAL_DIR;
 #   the compact family: ROUNDS (3), SWEEP_ROUNDS (2), REQUESTS (20 searches per latency run at
