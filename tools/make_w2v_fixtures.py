@@ -29,7 +29,7 @@ extract_features, last layer averaged over frames, audio_proj, L2; images PIL
 convert("RGB") then ResNet50_Weights.IMAGENET1K_V2.transforms(), image_encoder, image_proj, L2.
 
 Files: <model>.pt, media files (SOUNDS, IMAGES), <model>_<media>.npy (float32 [embed]),
-<media>.s16.npy (the ffmpeg CLI's 16 kHz mono wave as float32, its first 10 s, for the
+pil_pixels.txt (FNV-1a 64 of each image's preprocessed float32 pixels), <media>.s16.npy (the ffmpeg CLI's 16 kHz mono wave as float32, its first 10 s, for the
 decoder's test).
 """
 import argparse
@@ -290,6 +290,22 @@ def make_images(out):
     g.save(os.path.join(out, "grey.jpg"), quality=85)
 
 
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+def write_pixel_hashes(out):
+    """FNV-1a 64 of the float32 bytes of TRANSFORM(convert("RGB")) per image: Ear's PIL path
+    must give these pixels bit for bit."""
+    with open(os.path.join(out, "pil_pixels.txt"), "w") as f:
+        for n in IMAGES:
+            t = TRANSFORM(Image.open(os.path.join(out, n)).convert("RGB")).numpy()
+            f.write("%s %016x\n" % (n, fnv1a64(t.astype("<f4").tobytes())))
+
+
 def wave_16k(path, tmp):
     """The original: ffmpeg CLI to a 16 kHz mono 16-bit WAV, read as float32, cut to 10 s."""
     converted = os.path.join(tmp, "converted.wav")
@@ -335,6 +351,7 @@ def main():
         for name, (seconds, channels, a) in SOUNDS.items():
             make_sound(os.path.join(OUT, name), seconds, channels, a)
         make_images(OUT)
+        write_pixel_hashes(OUT)
         waves = {n: wave_16k(os.path.join(OUT, n), tmp) for n in SOUNDS}
         for n, w in waves.items():
             np.save(os.path.join(OUT, n + ".s16.npy"),

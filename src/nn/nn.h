@@ -2,7 +2,10 @@
  * safetensors file mapped and checked, its weights converted to float32 with BatchNorm
  * folded into the convolutions (one block the model owns; the mapping is released once
  * loaded), and one arena per session sized for the largest input. A model is read-only
- * once loaded and may be shared by threads; a session belongs to one thread at a time. */
+ * once loaded and may be shared by threads; a session belongs to one thread at a time.
+ * The same functions run the original service's model (docs/original-model.md: wav2vec2 +
+ * torchvision ResNet, from its torch.save file or an Ear file of family "wav2vec2"): its
+ * sounds are the raw 16 kHz wave, cut at 10 s (ear_nn_model_decode_options). */
 #ifndef EAR_NN_H
 #define EAR_NN_H
 

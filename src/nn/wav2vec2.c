@@ -6,7 +6,9 @@
  * feature extractor a plain matrix product: output frame t reads the kernel * in_channels
  * floats that start at input frame stride * t, so with the weight reordered to
  * [out][kernel][in] the input itself is the matrix, with row stride stride * in_channels
- * (the first conv: the wave, row stride 5, 10 columns). No im2col.
+ * (the first conv: the wave, row stride 5, 10 columns). No im2col. The first two convs run
+ * fused in bands (fused_extractor), so that the first's output, the largest activation, is
+ * never whole.
  *
  * What a state_dict does not show, and the conventions taken (every torchaudio and fairseq
  * wav2vec2/HuBERT configuration follows them):

@@ -4,6 +4,7 @@
  * 16-bit WAV, 10 s cut; PIL convert("RGB"), resize 232, crop 224). Also: the decoder's
  * ffmpeg-CLI mode against that command's own output, an audio-only model, and the refusals
  * (missing, misshapen and unexpected tensors, an unknown architecture). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,51 @@ static void check_safetensors(void)
     ear_nn_model_free(m);
 }
 
+/* ear_image_preprocess_pil equals torchvision's transforms on PIL's convert("RGB"), bit for
+ * bit: FNV-1a 64 of the float32 pixels, from tools/make_w2v_fixtures.py. */
+static void check_pil_pixels(void)
+{
+    char path[1024], line[256];
+    w2v_fixture(path, sizeof path, "pil_pixels.txt");
+    FILE *f = fopen(path, "r");
+    EAR_CHECK_MSG(f != NULL, "%s cannot be read", path);
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    float *pixels = malloc(3 * 224 * 224 * sizeof *pixels);
+    int seen = 0;
+    while (f && pixels && fgets(line, sizeof line, f)) {
+        char name[128];
+        unsigned long long expected;
+        if (sscanf(line, "%127s %llx", name, &expected) != 2)
+            continue;
+        size_t size = 0;
+        uint8_t *data = read_all(name, &size);
+        ear_image img = {0};
+        ear_error err;
+        if (data && ear_image_decode(data, size, &img, &err) == 0 &&
+            ear_image_preprocess_pil(&img, 232, 224, mean, std, pixels, &err) == 0) {
+            uint64_t h = 0xcbf29ce484222325ull;
+            const uint8_t *b = (const uint8_t *)pixels;
+            for (size_t i = 0; i < 3 * 224 * 224 * sizeof *pixels; i++)
+                h = (h ^ b[i]) * 0x100000001b3ull;
+            EAR_CHECK_MSG(h == expected, "%s: pixels hash %016llx, PIL's %016llx", name,
+                          (unsigned long long)h, expected);
+            seen++;
+        } else {
+            EAR_CHECK_MSG(0, "%s: %s", name, err.message);
+        }
+        ear_image_free(&img);
+        free(data);
+    }
+    EAR_CHECK(seen == 4);
+    free(pixels);
+    if (f)
+        fclose(f);
+    /* Bad sizes are refused. */
+    ear_image img = {0};
+    ear_error err;
+    EAR_CHECK(ear_image_preprocess_pil(&img, 232, 224, mean, std, NULL, &err) == -1);
+}
+
 static void check_refused(const char *file, const char *needle)
 {
     char path[1024];
@@ -259,6 +305,7 @@ int main(void)
     check_model("w2v_tiny.pt", 0);
     check_decoder();
     check_safetensors();
+    check_pil_pixels();
     check_refused("refuse_missing.pt",
                   "tensor audio_encoder.model.encoder.transformer.layers.0.feed_forward."
                   "output_dense.weight is missing");
