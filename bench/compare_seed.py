@@ -937,6 +937,43 @@ def write_original(o, w, targets):
         ]))
 
 
+def measure_compact(args, work, skip, results):
+    """The compact family's parts (models, clips, sizes, encoder) into results; returns
+    the models measured {name: path}."""
+    log("models, index and queries in", work)
+    models, audio_model = make_models(work, os.path.join(ROOT, "demo", "model.safetensors"))
+    make_dataset(work)
+    fps = {name: fingerprint(args.ear, path) for name, path in models.items()}
+    queries = make_queries(work, [int(s) for s in args.clips.split(",")])
+    by_dim = {}
+    for name, path in models.items():
+        by_dim.setdefault(model_dim(path), {})[name] = fps[name]
+    indexes = {}
+    for dim, named in by_dim.items():
+        seed_pt, ear_paths = make_indexes(work, args.items, dim, named)
+        for name in named:
+            indexes[name] = (ear_paths[name], seed_pt)
+    if "models" not in skip:
+        for name, path in models.items():
+            log("== model", name)
+            results["models"][name] = measure_model(args, work, name, path, indexes[name][0],
+                                                    indexes[name][1], queries[5])
+    f32 = models["random F32"]
+    if "clips" not in skip:
+        log("== clip lengths")
+        results["clips"] = measure_clips(args, work, f32, indexes["random F32"][0],
+                                         indexes["random F32"][1], queries)
+    if "sizes" not in skip:
+        log("== index sizes")
+        results["index_sizes"] = measure_index_sizes(
+            args, work, f32, fps["random F32"], model_dim(f32),
+            [int(s) for s in args.sizes.split(",")], queries[5])
+    if "encoder" not in skip:
+        log("== encoder")
+        results["encoder"] = encoder(args, audio_model)
+    return models
+
+
 # ---------------------------------------------------------------------------- report
 
 def fmt(v, digits=1):
@@ -1324,6 +1361,8 @@ def main():
         if "original" not in skip:
             log("== the original's model, against", args.original_dir)
             results["original"] = measure_original(args, work)
+            with open(args.results + ".partial", "w") as f:  # kept if a later part fails
+                json.dump(results, f, indent=1)
         compact_load_start = compact_load_end = None
         models = {}
         if not {"models", "clips", "sizes", "encoder"} <= skip:
@@ -1353,6 +1392,8 @@ def main():
         with open(args.results, "w") as f:
             json.dump(results, f, indent=1)
         write_report(results, args.markdown, args.plot)
+        if os.path.exists(args.results + ".partial"):
+            os.unlink(args.results + ".partial")
         log("wrote %s, %s and %s in %.1f min" % (args.results, args.markdown, args.plot,
                                                    results["meta"]["minutes"]))
     finally:
