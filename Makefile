@@ -40,8 +40,10 @@ fuzz: deps
 valgrind: deps ear
 	@bash tests/reliability/valgrind.sh $(BUILD)
 
-# ear serve against the original Python service, side by side (bench/compare_seed.sh): writes
-# BENCHMARKS.md and bench/benchmarks.png. Installs the original's Debian packages; ~12 minutes.
+# ear serve against the Python services, side by side (bench/compare_seed.sh): the original
+# (../shared/peers/seed-python) on its own model, the compact family's (compact-python) on that
+# family. Writes BENCHMARKS.md and bench/benchmarks.png. Installs the peers' Debian packages;
+# ~13 minutes.
 bench: deps ear
 	@bash bench/compare_seed.sh $(BUILD)/ear
 

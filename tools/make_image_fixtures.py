@@ -6,7 +6,7 @@ Run once with Debian's Python (it has torch, PIL and numpy), from anywhere:
     /usr/bin/python3 tools/make_image_fixtures.py
 
 and commit what it writes under tests/fixtures/image/. The expected values are what the
-original service (shared/peers/seed-python/service.py, embed_image) computes:
+compact family's Python service (shared/peers/compact-python/service.py, embed_image) computes:
 
   decode      Image.open; RGBA, LA and P composited over white with Image.alpha_composite;
               convert('RGB')

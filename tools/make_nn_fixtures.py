@@ -8,9 +8,9 @@ Run once with Debian's Python (torch, torchaudio, torchvision, PIL), from anywhe
 and commit what it writes under tests/fixtures/nn/ (about 250 KB). Tiny random models (basic
 and bottleneck blocks, linear and mlp heads, 2 to 4 stages, F32, F16 and BF16 weights, random
 BatchNorm statistics) are written by tools/export.py; every expected embedding is computed by
-the original service's own code (../shared/peers/seed-python/service.py: load_safetensors,
-resnet, head, embed_wave, embed_image, taken from its source) reading the exported file, and
-checked against tools/avclip.py's module loaded from the same file.
+the compact family's Python service's own code (../shared/peers/compact-python/service.py:
+load_safetensors, resnet, head, embed_wave, embed_image, taken from its source) reading the
+exported file, and checked against tools/avclip.py's module loaded from the same file.
 
 Files (tests/nn/test_nn_golden.c and tests/cli/model.sh read them):
   nn_<model>.safetensors        the models of MODELS below
@@ -40,7 +40,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(ROOT, "tests", "fixtures", "nn")
-SEED = os.path.join(ROOT, "..", "shared", "peers", "seed-python", "service.py")
+SEED = os.path.join(ROOT, "..", "shared", "peers", "compact-python", "service.py")
 sys.path.insert(0, HERE)
 import avclip  # noqa: E402
 import export  # noqa: E402
