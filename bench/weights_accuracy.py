@@ -5,8 +5,11 @@ Issue 13 asks for every weight type's accuracy against f32, "cosine per query, t
 over a query set", and for the default to be the fastest type that keeps cosine >= 0.999. This
 measures it with the `ear` binary alone (numpy for the arithmetic):
 
-- every query is embedded at each weight type by `ear index --weights T` over the query set (one
-  model load per type; the index file holds each file's vector: docs/index-format.md);
+- every query is embedded at each weight type as `ear search` and `ear serve` embed one: `ear
+  embed --weights T`, one process per query (`--path index`: all at once by `ear index --weights
+  T`, one model load per type, the vectors read from the index file, docs/index-format.md;
+  faster, but at bf16/int8 the index's vectors differ from `ear embed`'s by ~1e-4 on the
+  wav2vec2 family, so its `ear search` check may then differ at near-ties);
 - cosine per query = the T vector against the f32 vector of the same file (min, median, mean);
 - top-5: each query vector scored against the dataset's index built at f32, as `ear search` does
   (dot products of unit vectors over one kind's rows); agreement = the fraction of queries whose
@@ -27,7 +30,7 @@ Families:
 
 usage: /usr/bin/python3 bench/weights_accuracy.py [--ear build/ear] [--work DIR]
            [--original MODEL.pt | --no-original] [--instruments DIR | --no-compact]
-           [--sounds N] [--json OUT]
+           [--sounds N] [--jobs N] [--path embed|index] [--json OUT]
 """
 import argparse
 import concurrent.futures
