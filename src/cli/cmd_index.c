@@ -32,7 +32,7 @@ static const char index_help[] =
     "                     (every one must exist), the dimension the model's; which model made\n"
     "                     the vectors cannot be checked (it holds no fingerprint)\n"
     "  --weights T        f32, bf16 or int8: the model's matrix products and convolutions\n"
-    "                     (default bf16 or $EAR_WEIGHTS; search with the same)\n"
+    "                     (default int8 or $EAR_WEIGHTS; search with the same)\n"
     "  -h, --help         this text\n";
 
 static const char search_help[] =
@@ -47,7 +47,7 @@ static const char search_help[] =
     "  --kind KIND        the items searched: audio, image (default) or all\n"
     "  --against KIND     the older form: frames (image) or sounds (audio)\n"
     "  --max-seconds S    decode at most S seconds of FILE (default 60; 0: all)\n"
-    "  --weights T        f32, bf16 or int8 (default bf16 or $EAR_WEIGHTS)\n"
+    "  --weights T        f32, bf16 or int8 (default int8 or $EAR_WEIGHTS)\n"
     "  -h, --help         this text\n";
 
 /* Refuses to replace something that is not an index: -o pointing at a model

@@ -23,7 +23,7 @@ static const char embed_help[] =
     "  --max-seconds S        decode at most S seconds of sound (default 60; 0: no cap)\n"
     "  --threads N            BLAS threads (default 1)\n"
     "  --weights T            f32, bf16 or int8: the model's matrix products and\n"
-    "                         convolutions (default bf16, or $EAR_WEIGHTS)\n"
+    "                         convolutions (default int8, or $EAR_WEIGHTS)\n"
     "  --no-sandbox           decode in this process, not in a sandboxed helper (to debug)\n"
     "  -h, --help             this text\n";
 

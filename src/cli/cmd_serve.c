@@ -51,7 +51,7 @@ static const char serve_help[] =
     "  --max-connections C  open connections at most (default 1000)\n"
     "  --threads T          BLAS threads for the whole process (default 1)\n"
     "  --weights T          f32, bf16 or int8: the model's matrix products and convolutions\n"
-    "                       (default bf16 or $EAR_WEIGHTS; as the index was built)\n"
+    "                       (default int8 or $EAR_WEIGHTS; as the index was built)\n"
     "  --drain S            at SIGTERM, wait at most S seconds for requests (default 30)\n"
     "  --home-url URL       the page's link back to the main site, given to it by\n"
     "                       GET /api/config as {\"home_url\": URL} (default /)\n"

@@ -94,12 +94,13 @@ int main(int argc, char **argv)
     /* Not in the help: the pool of src/sandbox runs this, nobody else. */
     if (strcmp(argv[1], "sandbox-helper") == 0)
         return ear_sandbox_helper_main(argc - 1, argv + 1);
-    /* The models' weight type unless a command's --weights says otherwise: bf16, the fastest
-     * that keeps each embedding within cosine 0.99999 of float32 (BENCHMARKS.md); EAR_WEIGHTS
+    /* The models' weight type unless a command's --weights says otherwise: int8, the fastest
+     * (wav2vec2's products int8, convolutions bf16) that keeps every query's embedding within
+     * cosine 0.999 of float32's (bench/weights_accuracy.py; BENCHMARKS.md); EAR_WEIGHTS
      * overrides it (the test suites set f32: their contracts are PyTorch's float32 digits). */
     const char *weights = getenv("EAR_WEIGHTS");
     ear_error err;
-    if (ear_nn_set_weight_type(weights && *weights ? weights : "bf16", &err) != 0) {
+    if (ear_nn_set_weight_type(weights && *weights ? weights : "int8", &err) != 0) {
         fprintf(stderr, "ear: EAR_WEIGHTS: %s\n", err.message);
         return EAR_EXIT_USAGE;
     }

@@ -12,6 +12,10 @@ WORK=$(mktemp -d "${EAR_TEST_TMP:-/tmp}/cli_import_pt.XXXXXX")
 SERVER_PID=
 trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 . "$(dirname "$0")/../check.sh"
+# A TMPDIR of its own: "nothing left in TMPDIR" must not see another test's (or another
+# process's) ear-import-* folder in a shared /tmp (ctest -j2 ran cli_index_import beside it).
+export TMPDIR=$WORK/tmp
+mkdir -p "$TMPDIR"
 FIXTURES=$SOURCE/tests/fixtures/index
 PT=$FIXTURES/seed.pt
 DATA=$FIXTURES/seed_data

@@ -39,7 +39,7 @@ check "audio equals PyTorch" close "$WORK/clip.npy" "$WORK/full_clip.npy"
 check "ear embed --image runs" "$EAR" embed --weights f32 --model "$WORK/full.pt" \
     --image "$WORK/photo.jpg" -o "$WORK/photo.npy"
 check "image equals PyTorch" close "$WORK/photo.npy" "$WORK/full_photo.npy"
-# The default weights (bf16) and int8: cosine >= 0.999 against PyTorch's F32.
+# bf16 and int8 (the default): cosine >= 0.999 against PyTorch's F32.
 near() { # near GOT.npy EXPECTED.npy
     "$PYTHON" -c "import sys, numpy as np; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]);
 c = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))); print(sys.argv[1], 'cosine', c);
@@ -52,10 +52,10 @@ for weights in bf16 int8; do
         --model "$WORK/full.pt" --audio "$WORK/clip.webm" -o "$WORK/clip_$weights.npy"
     check "$weights audio near PyTorch" near "$WORK/clip_$weights.npy" "$WORK/full_clip.npy"
 done
-# Without --weights: $EAR_WEIGHTS, else bf16 (the tests' environment may set it).
+# Without --weights: $EAR_WEIGHTS, else int8 (the tests' environment may set it).
 check "the default runs" "$EAR" embed --model "$WORK/full.pt" --audio "$WORK/clip.webm" \
     -o "$WORK/clip_default.npy"
-check "the default is \$EAR_WEIGHTS or bf16" \
-    cmp -s "$WORK/clip_default.npy" "$WORK/clip_${EAR_WEIGHTS:-bf16}.npy"
+check "the default is \$EAR_WEIGHTS or int8" \
+    cmp -s "$WORK/clip_default.npy" "$WORK/clip_${EAR_WEIGHTS:-int8}.npy"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
