@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The instrument demo's dataset, laid out as the original's: sounds rendered with fluidsynth from
-# the General MIDI soundfonts Debian ships, pictures from Debian's clip art and Tux Paint's stamps.
+# the General MIDI soundfonts Debian ships (and with timidity from freepats, a patch set fluidsynth
+# cannot read), pictures from Debian's clip art and Tux Paint's stamps.
 #
 #   tools/demo_instruments.sh [--small] [--offline] [CACHE [OUT]]
 #       CACHE  default .cache/ear-demo in the repository (git ignores it); the .debs go to CACHE/deb
@@ -8,7 +9,8 @@
 #
 #   OUT/audio/<instrument>/<soundfont>-<nn>.wav   mono 16-bit 22.05 kHz; soundfont is fluidr3
 #                                                 (fluid-soundfont-gm), musescore
-#                                                 (musescore-general-soundfont) or timgm
+#                                                 (musescore-general-soundfont), freepats
+#                                                 (freepats, through timidity) or timgm
 #                                                 (timgm6mb-soundfont)
 #   OUT/audio/<instrument>/tuxpaint-<stamp>.ogg   Tux Paint's real recordings of the instrument
 #   OUT/frames/<instrument>/<source>-<name>.jpg   alpha over white, longer side at most 512, JPEG
@@ -17,14 +19,14 @@
 #                                                 each instrument that has three or more
 #
 # 19 instruments (tools/instrument_midi.py lists them and writes the music: 24 clips each of
-# single notes, scales and phrases, the drum kit's beats on channel 10), 3 × 24 sounds and 1-9
+# single notes, scales and phrases, the drum kit's beats on channel 10), 4 × 24 sounds and 1-9
 # pictures each. --small: violin, cello and drum kit, 3 clips each, from timgm6mb only (a 5 MB
 # .deb), the pictures from one picture package, the first of tuxpaint-stamps-default and
 # openclipart-png already in CACHE/deb.
 # --offline: never download; a missing package exits 77 (what the tests use to skip).
 #
 # Only `apt-get download` (no install) reaches the network, once per package; fluidsynth itself
-# is installed by tools/deps.sh. The dataset is built in a scratch folder and renamed into place,
+# and timidity themselves are installed by tools/deps.sh. The dataset is built in a scratch folder and renamed into place,
 # so it is whole or absent; when it is there and was made from the same packages and the same
 # tools/instrument_midi.py, the script only says so.
 set -euo pipefail
@@ -52,6 +54,12 @@ command -v fluidsynth >/dev/null || {
     echo "demo instruments: fluidsynth is not installed (make deps, or apt-get install fluidsynth)" >&2
     [ $offline = 1 ] && exit 77
     exit 1; }
+if [ $small = 0 ]; then
+    command -v timidity >/dev/null || {
+        echo "demo instruments: timidity is not installed (make deps, or apt-get install timidity)" >&2
+        [ $offline = 1 ] && exit 77
+        exit 1; }
+fi
 
 # fetch PACKAGE: prints the path of its .deb in CACHE/deb, downloading it once.
 fetch() {
@@ -69,13 +77,17 @@ fetch() {
 }
 
 # Soundfonts: name, package, path inside it. The last one (timgm) is held out of training.
+# freepats is a directory of GUS patches with a timidity configuration, rendered by timidity
+# (a third training timbre: the more instrument makers training hears, the better it does on
+# one it never heard).
 soundfonts=(
   "fluidr3 fluid-soundfont-gm usr/share/sounds/sf2/FluidR3_GM.sf2"
   "musescore musescore-general-soundfont usr/share/sounds/sf3/MuseScore_General_Full.sf3"
+  "freepats freepats etc/timidity/freepats.cfg"
   "timgm timgm6mb-soundfont usr/share/sounds/sf2/TimGM6mb.sf2"
 )
-[ $small = 1 ] && soundfonts=("${soundfonts[2]}")
 held_out_font=timgm
+[ $small = 1 ] && soundfonts=("${soundfonts[3]}")
 
 # Pictures: instrument, source (openclipart or tuxpaint), path inside the package. The first
 # picture listed of an instrument with three or more is held out of training.
@@ -198,9 +210,22 @@ for sf in "${soundfonts[@]}"; do
     deb=$(fetch "$package")
     echo "demo instruments: rendering with $(basename "$deb")"
     mkdir -p "$work/sf"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/sf" "./$path"
-    fluidsynth -ni -q -g 0.5 -r $rate -T raw -O s16 -E little -F "$work/render.raw" \
-        "$work/sf/$path" "$work/midi/all.mid" >/dev/null
+    if [ "$name" = freepats ]; then
+        # The whole package (the patches), its configuration pointed at where they now are.
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/sf"
+        sed "s|^dir /usr/share/midi/freepats|dir $work/sf/usr/share/midi/freepats|" \
+            "$work/sf/$path" >"$work/sf/freepats.cfg"
+        grep -q "^dir $work/sf/" "$work/sf/freepats.cfg" || {
+            echo "demo instruments: $(basename "$deb") has no 'dir' line to relocate" >&2; exit 1; }
+        # Raw, stereo, 16-bit signed little-endian, as fluidsynth's below; -c alone: no other
+        # configuration (the system's timidity.cfg) mixes in.
+        timidity -c "$work/sf/freepats.cfg" -s $rate -OrS1sl -o "$work/render.raw" \
+            "$work/midi/all.mid" >/dev/null
+    else
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/sf" "./$path"
+        fluidsynth -ni -q -g 0.5 -r $rate -T raw -O s16 -E little -F "$work/render.raw" \
+            "$work/sf/$path" "$work/midi/all.mid" >/dev/null
+    fi
     python3 "$midi_tool" split "$work/render.raw" $rate "$work/midi/all.tsv" "$data/audio" "$name"
     rm -rf "$work/sf" "$work/render.raw"
     if [ "$name" = "$held_out_font" ]; then

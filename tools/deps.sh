@@ -10,6 +10,7 @@ packages=(
   libmicrohttpd-dev libcjson-dev libseccomp-dev
   ffmpeg sox espeak-ng
   fluidsynth   # the instrument demo renders its sounds with it (tools/demo_instruments.sh)
+  timidity     # and renders freepats with it (a patch set fluidsynth cannot read)
   libcmark-dev nginx supervisor systemd curl
   wrk valgrind
   chromium

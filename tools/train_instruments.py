@@ -125,22 +125,24 @@ def make_bank(items, variants, seed, path):
     return sounds, spans
 
 
-def timbre(g, mel):
+def timbre(g, mel, strength=1.0):
     """Another instrument maker's or microphone's colour, per example, on the normalised log-mel
     [B, 1, mels, frames]: a tilt of up to +-10 dB across the band, three bumps or dips of up to
-    6 dB, and a shift of up to 1.5 mel bands (a few semitones), the same for every frame.
+    6 dB, and a shift of up to 1.5 mel bands (a few semitones), the same for every frame;
+    strength scales all three (1: as the committed model was trained).
     One normalised unit is std (4.5) nepers, about 19.5 dB."""
     b, _, n_mels, _ = mel.shape
     unit = 4.5 * 20 / math.log(10) / 2          # dB per normalised unit (power: 10 log10)
     bands = torch.arange(n_mels, dtype=torch.float32)[None, :]
-    tilt = torch.empty(b, 1).uniform_(-10, 10, generator=g) * (bands / (n_mels - 1) - 0.5) * 2
+    tilt = torch.empty(b, 1).uniform_(-10 * strength, 10 * strength, generator=g) \
+        * (bands / (n_mels - 1) - 0.5) * 2
     curve = tilt
     for _ in range(3):
         centre = torch.rand(b, 1, generator=g) * n_mels
         width = torch.empty(b, 1).uniform_(2, 8, generator=g)
-        gain = torch.empty(b, 1).uniform_(-6, 6, generator=g)
+        gain = torch.empty(b, 1).uniform_(-6 * strength, 6 * strength, generator=g)
         curve = curve + gain * torch.exp(-0.5 * ((bands - centre) / width) ** 2)
-    shift = torch.empty(b).uniform_(-1.5, 1.5, generator=g)
+    shift = torch.empty(b).uniform_(-1.5 * strength, 1.5 * strength, generator=g)
     source = (bands - shift[:, None]).clamp(0, n_mels - 1)     # [B, mels]
     low = source.floor().long()
     high = (low + 1).clamp(max=n_mels - 1)
@@ -170,7 +172,8 @@ def main():
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--timbre", type=int, default=1, help="1: random EQ and mel shifts per step")
+    p.add_argument("--timbre", type=float, default=1,
+                   help="random EQ and mel shifts per step, this strong (0: none)")
     p.add_argument("-o", "--output", default=os.path.join(repo, "demo/instruments.safetensors"))
     args = p.parse_args()
 
@@ -250,7 +253,7 @@ def main():
         waves = td.crop_batch(g, sounds, spans, picks, length)
         mel = model.audio.log_mel(waves)[:, None]
         if args.timbre:
-            mel = timbre(g, mel)
+            mel = timbre(g, mel, args.timbre)
         mel = td.spec_augment(g, mel)
         audio = model.audio.embed_mel(mel)
         chosen = torch.tensor([int(pictures_of[k][int(torch.randint(0, len(pictures_of[k]), (1,),
