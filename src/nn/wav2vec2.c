@@ -741,7 +741,7 @@ static void group_norm_gelu(float *x, size_t rows, int n, const float *weight, c
  * exponent bits), branch-free so that a row of scores vectorises. */
 static inline float exp_nonpositive(float x)
 {
-    x = x < -87.0f ? -87.0f : x;
+    x = x > -87.0f ? x : -87.0f; /* a NaN (scores of a model that overflowed) too */
     float n = floorf(x * 1.44269504088896341f + 0.5f);
     float r = x - n * 0.693359375f - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -772,8 +772,8 @@ static inline __attribute__((always_inline)) void exp16_nonpositive(float *s, fl
     memcpy(&x, s, sizeof x);
     x = x - top;
     v16f lo = x * 0 - 87.0f;
-    v16i small = x < lo;
-    x = (v16f)((small & (v16i)lo) | (~small & (v16i)x));
+    v16i keep = x > lo; /* not a NaN, not below e^-87 */
+    x = (v16f)((keep & (v16i)x) | (~keep & (v16i)lo));
     v16f t = x * 1.44269504088896341f + 0.5f;
     v16f n = __builtin_convertvector(__builtin_convertvector(t, v16i), v16f);
     v16i above = t < n; /* truncation went up (t negative, not whole): floor is one less */

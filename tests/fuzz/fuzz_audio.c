@@ -1,9 +1,15 @@
 /* ear_audio_decode on arbitrary bytes: what a client's upload reaches first. */
+#include <libavutil/mem.h>
+
 #include "audio/audio.h"
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    /* As the service's decoding helpers do (src/sandbox/helper.c): a container claiming a
+     * huge chunk (RIFF LIST/INFO, ID3, ...) makes FFmpeg allocate what it claims; the helpers
+     * bound that with av_max_alloc and their RLIMIT_AS, and so does this in-process target. */
+    av_max_alloc((size_t)64 << 20);
     return 0;
 }
 
