@@ -3,7 +3,7 @@
 (tools/demo_instruments.sh), without ever seeing what the dataset's .held-out lists.
 
     OMP_NUM_THREADS=1 /usr/bin/python3 tools/train_instruments.py \
-        [--data .cache/ear-demo/instruments] [--seed 1] [--steps 1500] [-o demo/instruments.safetensors]
+        [--data .cache/ear-demo/instruments] [--seed 1] [--steps 3600] [-o demo/instruments.safetensors]
 
 The pairs are instrument-level, as in the original: any sound of an instrument goes with any of
 its pictures. Each step takes every instrument once on the picture side (one of its training
@@ -17,9 +17,11 @@ instrument of either kind (supervised contrastive), so that an instrument's pict
 other instruments' sounds and both columns fill.
 
 Sounds are made to resemble a microphone with tools/train_demo.py's recipe (a cached bank of
-variants: speed, a synthetic room, band limits, coloured noise and hum at 0-30 dB SNR, level,
-soft clipping, Opus round trips at 12-64 kbit/s but never 32), then random crops of 1-3.5 s,
-level and SpecAugment per step; pictures get random resized crops, flips, colour and greyscale.
+variants: speed, a synthetic room with late echoes, band limits, coloured noise and hum from
+30 dB SNR down to 0 dB (white), -5 dB (pink) or -15 dB (brown), level, soft clipping, Opus round
+trips at 12-64 kbit/s but never 32), then random crops of 1-3.5 s, fresh noise for half of them
+(--step-noise), level, a random timbre (EQ and mel shift, --timbre) and SpecAugment per step;
+pictures get random resized crops, flips, colour and greyscale.
 Seeded: the same command gives the same file. One thread (OMP_NUM_THREADS=1 and
 torch.set_num_threads(1)): the machine it was made on is shared.
 """
@@ -197,7 +199,7 @@ def main():
     p.add_argument("--bank-seed", type=int, default=1)
     p.add_argument("--variants", type=int, default=5)
     p.add_argument("--image-variants", type=int, default=24)
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=3600)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timbre", type=float, default=1,
