@@ -10,7 +10,8 @@
 #   OUT/audio/<instrument>/<soundfont>-<nn>.wav   mono 16-bit 22.05 kHz; soundfont is fluidr3
 #                                                 (fluid-soundfont-gm), musescore
 #                                                 (musescore-general-soundfont), freepats
-#                                                 (freepats, through timidity) or timgm
+#                                                 (freepats, through timidity), csound
+#                                                 (csound-soundfont) or timgm
 #                                                 (timgm6mb-soundfont)
 #   OUT/audio/<instrument>/tuxpaint-<stamp>.ogg   Tux Paint's real recordings of the instrument
 #   OUT/frames/<instrument>/<source>-<name>.jpg   alpha over white, longer side at most 512, JPEG
@@ -19,7 +20,7 @@
 #                                                 each instrument that has three or more
 #
 # 19 instruments (tools/instrument_midi.py lists them and writes the music: 24 clips each of
-# single notes, scales and phrases, the drum kit's beats on channel 10), 4 × 24 sounds and 1-9
+# single notes, scales and phrases, the drum kit's beats on channel 10), 5 × 24 sounds and 1-9
 # pictures each. --small: violin, cello and drum kit, 3 clips each, from timgm6mb only (a 5 MB
 # .deb), the pictures from one picture package, the first of tuxpaint-stamps-default and
 # openclipart-png already in CACHE/deb.
@@ -77,17 +78,22 @@ fetch() {
 }
 
 # Soundfonts: name, package, path inside it. The last one (timgm) is held out of training.
-# freepats is a directory of GUS patches with a timidity configuration, rendered by timidity
-# (a third training timbre: the more instrument makers training hears, the better it does on
-# one it never heard).
+# freepats is a directory of GUS patches with a timidity configuration, rendered by timidity.
+# Each is another instrument maker's samples, and the more of them training hears, the better it
+# does on one it never heard (README: a third raised sound -> picture R@1 on the held-out one
+# from 0.50 to 0.57, csound's small GM bank as a fourth to 0.69). Not here: opl3-soundfont
+# (FM synthesis, no instrument's real timbre: as a fifth it lowered that to 0.62) and the
+# FluidR3 and MuseScore derivatives (fluid-soundfont-gs, fluidr3mono-gm-soundfont,
+# musescore-general-soundfont-small: the same samples again).
 soundfonts=(
   "fluidr3 fluid-soundfont-gm usr/share/sounds/sf2/FluidR3_GM.sf2"
   "musescore musescore-general-soundfont usr/share/sounds/sf3/MuseScore_General_Full.sf3"
   "freepats freepats etc/timidity/freepats.cfg"
+  "csound csound-soundfont usr/share/sounds/sf2/sf_GMbank.sf2"
   "timgm timgm6mb-soundfont usr/share/sounds/sf2/TimGM6mb.sf2"
 )
 held_out_font=timgm
-[ $small = 1 ] && soundfonts=("${soundfonts[3]}")
+[ $small = 1 ] && soundfonts=("${soundfonts[-1]}")
 
 # Pictures: instrument, source (openclipart or tuxpaint), path inside the package. The first
 # picture listed of an instrument with three or more is held out of training.

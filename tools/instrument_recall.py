@@ -17,10 +17,10 @@ as a browser uploads; none of it is what training used). Then, by the label of t
   sound -> sound   R@1 and P@5 among the indexed sounds (never the query's own clip)
   frame -> sound   every picture as a query: R@1 and P@5 among the indexed sounds
 
-per instrument and over all queries. P@5 of sound -> frame is also given capped ("P@5c": right
-ones among min(5, pictures of the instrument)), since an instrument with one picture can have
-at most one right frame in five. Tux Paint's real recordings of instruments, never trained on,
-are queried too, for information.
+per instrument and over all queries, and sound -> frame R@1 per microphone condition. P@5 of
+sound -> frame is also given capped ("P@5c": right ones among min(5, pictures of the
+instrument)), since an instrument with one picture can have at most one right frame in five.
+Tux Paint's real recordings of instruments, never trained on, are queried too, for information.
 
 --via query (the default): the index is built with
 `ear index` and each query is a POST /query to `ear serve`, the original's API (same_modality,
@@ -218,11 +218,16 @@ def main():
             row[2] += min(sum(right), cap) / cap
             row[3] += 1
             return right
+        by_condition = {c[0]: [0, 0] for c in CONDITIONS}  # sound -> frame right at 1, count
         for label, path in queries:
             same, cross = engine.query(path, "audio")
             short["audio"] += len(same) < 5 or len(cross) < 5
             score(label, "a2a", same)
-            if not score(label, "a2f", cross)[:1] == [True]:
+            hit = score(label, "a2f", cross)[:1] == [True]
+            condition = by_condition[os.path.basename(path).rsplit(".", 2)[1]]
+            condition[0] += hit
+            condition[1] += 1
+            if not hit:
                 misses.append("%s -> %s" % (os.path.basename(path),
                                             cross[0].get("label") if cross else "nothing"))
         held_f2a = [0, 0.0, 0]
@@ -275,6 +280,9 @@ def main():
     if held_f2a[2]:
         print("held-out pictures only, frame -> sound: R@1 %.3f, P@5 %.3f (%d pictures)" % (
             held_f2a[0] / held_f2a[2], held_f2a[1] / held_f2a[2], held_f2a[2]))
+    print("sound -> frame R@1 by condition: %s" % ", ".join(
+        "%s %.3f (%d)" % (name, right / count, count)
+        for name, (right, count) in by_condition.items() if count))
     print("answers with a column of fewer than 5: %d of %d sound queries, %d of %d picture "
           "queries" % (short["audio"], len(queries), short["image"], len(frames)))
     if misses:

@@ -103,11 +103,13 @@ def colored_noise(rng, n, color):
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
-def room(rng, wave):
+def room(rng, wave, late_echoes=False):
     """A synthetic room: the direct sound plus exponentially decaying noise (RT60 0.1-0.9 s),
-    a few discrete early reflections, mixed at a random wet level."""
+    a few discrete early reflections, mixed at a random wet level. late_echoes: half the time
+    also one to three distinct echoes 50-300 ms later (a far wall, a hall's slap-back), which
+    the tail alone never makes."""
     rt60 = rng.uniform(0.1, 0.9)
-    n = int(rt60 * RATE)
+    n = int(max(rt60, 0.32 if late_echoes else 0) * RATE)
     t = np.arange(n) / RATE
     tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
     tail[: int(0.002 * RATE)] = 0
@@ -117,6 +119,9 @@ def room(rng, wave):
     ir = np.zeros(n)
     ir[0] = 1.0
     ir += tail * rng.uniform(0.2, 1.2)
+    if late_echoes and rng.random() < 0.5:
+        for _ in range(rng.integers(1, 4)):
+            ir[int(rng.uniform(0.05, 0.3) * RATE)] += rng.uniform(0.1, 0.6)
     size = 1 << int(math.ceil(math.log2(len(wave) + n)))
     out = np.fft.irfft(np.fft.rfft(wave, size) * np.fft.rfft(ir, size), size)[: len(wave)]
     return out
@@ -129,8 +134,9 @@ def band_limit(rng, wave):
     return x.numpy().astype(np.float64)
 
 
-def variant(rng, wave, clean):
-    """One augmented 4 s window of `wave` -> (samples, onset, offset) in samples."""
+def variant(rng, wave, clean, late_echoes=False, low_snr=False):
+    """One augmented 4 s window of `wave` -> (samples, onset, offset) in samples (late_echoes:
+    see room; low_snr: noise down to -15 dB below the sound, not 0)."""
     w = int(WINDOW * RATE)
     x = wave.astype(np.float64)
     if not clean:
@@ -138,7 +144,7 @@ def variant(rng, wave, clean):
         src = np.arange(0, len(x) - 1, speed)
         x = np.interp(src, np.arange(len(x)), x)
         if rng.random() < 0.8:
-            x = room(rng, np.concatenate([x, np.zeros(int(0.3 * RATE))]))
+            x = room(rng, np.concatenate([x, np.zeros(int(0.3 * RATE))]), late_echoes)
     x = x / (np.max(np.abs(x)) + 1e-9)
     if len(x) >= w:
         start = int(rng.integers(0, len(x) - w + 1))
@@ -152,8 +158,15 @@ def variant(rng, wave, clean):
     if rng.random() < 0.8:
         x = band_limit(rng, x)
     signal_rms = np.sqrt(np.mean(x[onset:offset] ** 2)) + 1e-9
-    snr = rng.uniform(0, 30)
-    noise = colored_noise(rng, w, rng.choice(["white", "pink", "brown"]))
+    if low_snr:
+        # Noise louder than the sound, as far as it masks little of it: rumble (brown noise,
+        # nearly all under 100 Hz) down to -15 dB, pink to -5 dB, white to 0 dB.
+        colour = rng.choice(["white", "pink", "brown"])
+        snr = rng.uniform({"white": 0, "pink": -5, "brown": -15}[colour], 30)
+        noise = colored_noise(rng, w, colour)
+    else:
+        snr = rng.uniform(0, 30)
+        noise = colored_noise(rng, w, rng.choice(["white", "pink", "brown"]))
     if rng.random() < 0.3:   # mains hum and its harmonics
         f0 = rng.choice([50.0, 60.0])
         t = np.arange(w) / RATE

@@ -3,7 +3,7 @@
 (tools/demo_instruments.sh), without ever seeing what the dataset's .held-out lists.
 
     OMP_NUM_THREADS=1 /usr/bin/python3 tools/train_instruments.py \
-        [--data .cache/ear-demo/instruments] [--seed 1] [--steps 1500] [-o demo/instruments.safetensors]
+        [--data .cache/ear-demo/instruments] [--seed 1] [--steps 3600] [-o demo/instruments.safetensors]
 
 The pairs are instrument-level, as in the original: any sound of an instrument goes with any of
 its pictures. Each step takes every instrument once on the picture side (one of its training
@@ -17,9 +17,11 @@ instrument of either kind (supervised contrastive), so that an instrument's pict
 other instruments' sounds and both columns fill.
 
 Sounds are made to resemble a microphone with tools/train_demo.py's recipe (a cached bank of
-variants: speed, a synthetic room, band limits, coloured noise and hum at 0-30 dB SNR, level,
-soft clipping, Opus round trips at 12-64 kbit/s but never 32), then random crops of 1-3.5 s,
-level and SpecAugment per step; pictures get random resized crops, flips, colour and greyscale.
+variants: speed, a synthetic room with late echoes, band limits, coloured noise and hum from
+30 dB SNR down to 0 dB (white), -5 dB (pink) or -15 dB (brown), level, soft clipping, Opus round
+trips at 12-64 kbit/s but never 32), then random crops of 1-3.5 s, fresh noise for half of them
+(--step-noise), level, a random timbre (EQ and mel shift, --timbre) and SpecAugment per step;
+pictures get random resized crops, flips, colour and greyscale.
 Seeded: the same command gives the same file. One thread (OMP_NUM_THREADS=1 and
 torch.set_num_threads(1)): the machine it was made on is shared.
 """
@@ -40,7 +42,7 @@ import export  # noqa: E402
 import train_demo as td  # noqa: E402
 
 RATE = td.RATE
-BANK_VERSION = 1
+BANK_VERSION = 3          # 2: rooms with late echoes; 3: and noise louder than the sound
 SOUNDS_PER = 3            # sounds per instrument per step
 
 CONFIG = {
@@ -54,9 +56,10 @@ def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-def load_dataset(data):
+def load_dataset(data, skip_fonts=()):
     """-> instruments, [(instrument index, path)] training sounds, same for pictures, and the
-    held-out lists (for the log)."""
+    held-out lists (for the log). Sounds whose file name starts with '<font>-' for a font in
+    skip_fonts are left out too."""
     with open(os.path.join(data, ".held-out")) as f:
         held = set(line.strip() for line in f if line.strip())
     instruments = sorted(os.listdir(os.path.join(data, "frames")))
@@ -65,8 +68,9 @@ def load_dataset(data):
         for kind, out in (("audio", sounds), ("frames", pictures)):
             for file in sorted(os.listdir(os.path.join(data, kind, name))):
                 rel = "%s/%s/%s" % (kind, name, file)
-                if rel not in held:
-                    out.append((k, os.path.join(data, rel)))
+                if rel in held or (kind == "audio" and file.split("-")[0] in skip_fonts):
+                    continue
+                out.append((k, os.path.join(data, rel)))
     return instruments, sounds, pictures, held
 
 
@@ -102,7 +106,8 @@ def make_bank(items, variants, seed, path):
     for i, item in enumerate(items):
         rng = np.random.default_rng([seed, i])
         for v in range(variants):
-            x, onset, offset = td.variant(rng, item[2], clean=v < 1)
+            x, onset, offset = td.variant(rng, item[2], clean=v < 1, late_echoes=True,
+                                           low_snr=True)
             windows[i, v] = x
             spans[i, v] = onset, offset
         kbps = int(rng.choice([12, 16, 24, 40, 64]))
@@ -152,6 +157,31 @@ def timbre(g, mel, strength=1.0):
     return shifted + (curve / unit)[:, None, :, None]
 
 
+def step_noise(g, waves, probability):
+    """Noise added afresh at each step to that share of the [B, samples] crops: white, pink or
+    brown, as loud as the bank's worst (white from 0 dB SNR, pink from -5, brown from -15, to
+    20 dB). The bank's noise is baked into its few variants; a quiet instrument behind a
+    rumbling room is the microphone condition training otherwise sees least."""
+    b, n = waves.shape
+    chosen = torch.rand(b, generator=g) < probability
+    if not chosen.any():
+        return waves
+    frequency = torch.fft.rfftfreq(n, 1 / RATE).clamp(min=20.0)
+    out = waves.clone()
+    for row in chosen.nonzero().flatten().tolist():
+        colour = int(torch.randint(0, 3, (1,), generator=g))
+        floor = (0.0, -5.0, -15.0)[colour]
+        snr = float(torch.empty(()).uniform_(floor, 20.0, generator=g))
+        noise = torch.randn(n, generator=g)
+        if colour:
+            noise = torch.fft.irfft(torch.fft.rfft(noise) / frequency ** (0.5 * colour), n)
+        noise = noise / (noise.pow(2).mean().sqrt() + 1e-12)
+        signal = waves[row].pow(2).mean().sqrt() + 1e-9
+        x = waves[row] + noise * signal / 10 ** (snr / 20)
+        out[row] = x / max(1.0, float(x.abs().max()))
+    return out
+
+
 def multi_positive(logits, positive):
     """Mean over rows of -mean log softmax over each row's positives (rows without one skipped)."""
     logp = logits.log_softmax(dim=1)
@@ -169,18 +199,23 @@ def main():
     p.add_argument("--bank-seed", type=int, default=1)
     p.add_argument("--variants", type=int, default=5)
     p.add_argument("--image-variants", type=int, default=24)
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=3600)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timbre", type=float, default=1,
                    help="random EQ and mel shifts per step, this strong (0: none)")
+    p.add_argument("--step-noise", type=float, default=0.5,
+                   help="share of each step's sounds given fresh noise (0: none)")
+    p.add_argument("--skip-fonts", default="",
+                   help="comma-separated soundfonts (file-name prefixes) not to train on")
     p.add_argument("-o", "--output", default=os.path.join(repo, "demo/instruments.safetensors"))
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     started = time.time()
-    instruments, sound_files, picture_files, held = load_dataset(args.data)
+    instruments, sound_files, picture_files, held = load_dataset(
+        args.data, [f for f in args.skip_fonts.split(",") if f])
     n = len(instruments)
     items = [(os.path.basename(path), instruments[k], read_sound(path), None)
              for k, path in sound_files]
@@ -251,6 +286,8 @@ def main():
         picks = [(int(i), int(torch.randint(0, args.variants, (1,), generator=g))) for i in rows]
         length = int(float(torch.empty(()).uniform_(1.0, 3.5, generator=g)) * RATE)
         waves = td.crop_batch(g, sounds, spans, picks, length)
+        if args.step_noise:
+            waves = step_noise(g, waves, args.step_noise)
         mel = model.audio.log_mel(waves)[:, None]
         if args.timbre:
             mel = timbre(g, mel, args.timbre)

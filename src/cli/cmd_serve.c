@@ -19,7 +19,8 @@ static const char serve_help[] =
     "                 [--workers N] [--queue Q] [--max-upload BYTES] [--max-seconds S]\n"
     "                 [--idle-timeout S] [--body-timeout S] [--max-connections C]\n"
     "                 [--threads T] [--drain S] [--home-url URL] [--weights T]\n"
-    "                 [--decode-timeout S] [--max-body-memory BYTES] [--no-sandbox]\n"
+    "                 [--decode-timeout S] [--max-body-memory BYTES] [--fill-columns]\n"
+    "                 [--no-sandbox]\n"
     "       ear serve --project DIR [the options above but --model, --index, --data]\n"
     "\n"
     "The HTTP service: the web page at /, POST /api/search, the original service's\n"
@@ -59,6 +60,10 @@ static const char serve_help[] =
     "                       decoder process is replaced (default 5)\n"
     "  --max-body-memory BYTES  request bodies in flight together at most; past it 503\n"
     "                       with Retry-After (default 4 x --max-upload)\n"
+    "  --fill-columns       POST /query answers the best 5 of each kind in its two columns;\n"
+    "                       the original takes them from the best 100 of both together,\n"
+    "                       which leaves a column short when one kind far outnumbers the\n"
+    "                       other (the instrument demo: 2,286 sounds, 55 pictures)\n"
     "  --no-sandbox         decode uploads in this process, not in the sandboxed helper\n"
     "                       processes (to debug a decoder; never on a public service)\n"
     "  -h, --help           this text\n";
@@ -183,6 +188,7 @@ int ear_cli_serve(int argc, char **argv)
         {"decode-timeout", EAR_CLI_OPT_DOUBLE, 0.01, 3600, &o.decode_timeout_s, 0},
         {"max-body-memory", EAR_CLI_OPT_BYTES, 1, 0, &o.max_body_memory, 0},
         {"no-sandbox", EAR_CLI_OPT_FLAG, 0, 0, &o.no_sandbox, 0},
+        {"fill-columns", EAR_CLI_OPT_FLAG, 0, 0, &o.fill_columns, 0},
     };
     int first_operand = argc;
     int parsed = ear_cli_parse_options("serve", argc, argv, options,

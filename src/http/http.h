@@ -27,6 +27,8 @@ typedef struct ear_http_options {
     int no_sandbox;             /* 1: decode uploads in-process (debugging only) */
     double decode_timeout_s;    /* a sandboxed decode's wall-clock deadline */
     size_t max_body_memory;     /* bodies in flight together at most; past it 503 (0: 4 x max_upload) */
+    int fill_columns;           /* 1: POST /query's columns are the best 5 of each kind, not
+                                   those among the best 100 of all (the original's walk) */
 } ear_http_options;
 
 typedef struct ear_http_server ear_http_server;

@@ -184,6 +184,7 @@ typedef struct ear_http_job {
     int k;
     unsigned kinds;         /* EAR_INDEX_MASK of the kinds searched */
     int original;           /* POST /query: the original service's answer and errors */
+    int each_kind;          /* the best k of each kind (--fill-columns), not of all */
     /* the answer, filled by the worker */
     unsigned status;
     struct MHD_Response *response;

@@ -46,6 +46,7 @@ typedef struct ear_http_request {
 
     /* POST /api/search and POST /query */
     int k;
+    int each_kind;       /* --fill-columns on POST /query */
     unsigned kinds;
     size_t received;     /* body bytes so far, whatever their encoding */
     uint8_t *body;       /* the upload: the raw body or the multipart field */
@@ -501,7 +502,11 @@ static enum MHD_Result begin_search(struct MHD_Connection *connection, ear_http_
     ear_http_server *server = req->server;
     int original = req->route == EAR_HTTP_ROUTE_QUERY;
     if (original) {
-        req->k = EAR_QUERY_ORIGINAL_TOP;
+        /* --fill-columns: the best 5 of each kind, as a walk of the whole index would
+         * give, where the original walks the best 100 (a dataset of many more sounds
+         * than frames leaves its frame column short there). */
+        req->each_kind = server->options.fill_columns;
+        req->k = req->each_kind ? EAR_QUERY_ORIGINAL_PER_COLUMN : EAR_QUERY_ORIGINAL_TOP;
         req->kinds = EAR_INDEX_ALL;
     } else {
         const char *k_text = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "k");
@@ -735,6 +740,7 @@ static enum MHD_Result continue_search(struct MHD_Connection *connection, ear_ht
     req->job.name = req->file_name[0] ? req->file_name : NULL;
     req->job.received = req->received_text;
     req->job.k = req->k;
+    req->job.each_kind = req->each_kind;
     req->job.kinds = req->kinds;
     req->job.original = original;
     req->submitted = 1;

@@ -135,6 +135,7 @@ void ear_http_run_search(ear_http_server *server, ear_nn_session *session, ear_i
                    .decoders = server->sandbox ? &decoders : NULL},
         .kinds = job->kinds,
         .k = job->k,
+        .each_kind = job->each_kind,
     };
     ear_query_result result = {.hits = hits};
     ear_query_status status = ear_query_run(session, ref->index, &request, &result, &err);

@@ -168,6 +168,8 @@ typedef struct ear_query_request {
     ear_query_upload upload;
     unsigned kinds;             /* the kinds searched: EAR_INDEX_MASK, EAR_INDEX_ALL */
     int k;                      /* 1 .. capacity of the result's hits */
+    int each_kind;              /* 1: the best k of each kind searched, merged best first
+                                   (hits must hold k x the kinds); 0: the best k of all */
 } ear_query_request;
 
 /* One search: embeds the upload (ear_query_embed) and ranks the index's items

@@ -197,6 +197,35 @@ done:
     return status;
 }
 
+/* The best k of each kind in the mask, one after the other, then merged into one
+ * ranking (best first, ties by item number, as ear_index_search orders them). */
+static int search_each_kind(const ear_index *idx, unsigned kinds, const float *vector, int k,
+                            ear_index_hit *hits, int *found, ear_error *err)
+{
+    int total = 0;
+    for (int kind = 0; kind < EAR_INDEX_KINDS; kind++) {
+        if (!(kinds & EAR_INDEX_MASK(kind)))
+            continue;
+        int n = 0;
+        if (ear_index_search(idx, EAR_INDEX_MASK(kind), vector, k, hits + total, &n, err) != 0)
+            return -1;
+        total += n;
+    }
+    /* At most a few k entries: an insertion sort. */
+    for (int i = 1; i < total; i++) {
+        ear_index_hit hit = hits[i];
+        int j = i;
+        while (j > 0 && (hits[j - 1].score < hit.score ||
+                         (hits[j - 1].score == hit.score && hits[j - 1].item > hit.item))) {
+            hits[j] = hits[j - 1];
+            j--;
+        }
+        hits[j] = hit;
+    }
+    *found = total;
+    return 0;
+}
+
 ear_query_status ear_query_run(ear_nn_session *session, const ear_index *idx,
                                const ear_query_request *req, ear_query_result *res,
                                ear_error *err)
@@ -245,8 +274,13 @@ ear_query_status ear_query_run(ear_nn_session *session, const ear_index *idx,
         goto done;
     double embedded = ear_now_ms();
     status = EAR_QUERY_INTERNAL;
-    if (ear_index_search(idx, req->kinds, vector, req->k, res->hits, &res->found, err) != 0)
+    if (!req->each_kind) {
+        if (ear_index_search(idx, req->kinds, vector, req->k, res->hits, &res->found, err) != 0)
+            goto done;
+    } else if (search_each_kind(idx, req->kinds, vector, req->k, res->hits, &res->found,
+                                err) != 0) {
         goto done;
+    }
     res->search_ms = ear_now_ms() - embedded;
     status = EAR_QUERY_OK;
 done:

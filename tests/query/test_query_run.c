@@ -1,7 +1,8 @@
 /* ear_query_run, as the HTTP service calls it: from a WAV's or an image's bytes to
  * ranked hits with the small golden model, the kind found from the bytes, each failure
  * with its status (undecodable, bad image, too short, bad request, internal),
- * truncation, timings, and the same answers from several threads at once. */
+ * truncation, timings, the best of each kind (--fill-columns), and the same answers from
+ * several threads at once. */
 #include <pthread.h>
 #include <stdint.h>
 
@@ -315,6 +316,55 @@ typedef struct worker {
     int failures;
 } worker;
 
+/* each_kind (ear serve --fill-columns): the best k of each kind, merged best first; each
+ * kind's hits are exactly those of a search of that kind alone, whatever the other kind's
+ * scores, where one ranking of both kinds together may hold none of a kind. */
+static void check_each_kind(const fixture *f)
+{
+    ear_error err = {{0}};
+    ear_nn_session *s = ear_nn_session_create(f->model, &err);
+    ear_index_hit hits[2 * ITEMS], alone[ITEMS];
+    ear_query_result res = {.hits = hits}, res_alone = {.hits = alone};
+    for (int q = 0; q < ITEMS; q++) {
+        for (int k = 1; k <= 3; k++) {
+            ear_query_request req = {.model = f->model, .kinds = EAR_INDEX_ALL, .k = k,
+                                     .each_kind = 1,
+                                     .upload = {.data = f->wav[q], .size = f->wav_size[q],
+                                                .kind = -1, .max_seconds = 60}};
+            EAR_CHECK_MSG(ear_query_run(s, f->index, &req, &res, &err) == EAR_QUERY_OK,
+                          "each kind: %s", err.message);
+            EAR_CHECK_MSG(res.found == 2 * k, "query %d, k %d: found %d", q, k, res.found);
+            for (int r = 1; r < res.found; r++)
+                EAR_CHECK_MSG(hits[r - 1].score > hits[r].score ||
+                                  (hits[r - 1].score == hits[r].score &&
+                                   hits[r - 1].item < hits[r].item),
+                              "query %d, k %d: rank %d out of order", q, k, r);
+            for (unsigned kind = 0; kind < EAR_INDEX_KINDS; kind++) {
+                EAR_CHECK(search(f, s, f->wav[q], f->wav_size[q], EAR_INDEX_MASK(kind), k,
+                                 &res_alone, &err) == EAR_QUERY_OK &&
+                          res_alone.found == k);
+                int n = 0;
+                for (int r = 0; r < res.found; r++) {
+                    if (ear_index_item_kind(f->index, hits[r].item) != (int)kind)
+                        continue;
+                    EAR_CHECK_MSG(n < k && hits[r].item == alone[n].item &&
+                                      hits[r].score == alone[n].score,
+                                  "query %d, k %d, kind %u: rank %d differs", q, k, kind, n);
+                    n++;
+                }
+                EAR_CHECK(n == k);
+            }
+        }
+    }
+    /* Against one kind only it is the plain search. */
+    ear_query_request req = {.model = f->model, .kinds = SOUNDS, .k = 2, .each_kind = 1,
+                             .upload = {.data = f->wav[2], .size = f->wav_size[2], .kind = -1,
+                                        .max_seconds = 60}};
+    EAR_CHECK(ear_query_run(s, f->index, &req, &res, &err) == EAR_QUERY_OK && res.found == 2 &&
+              hits[0].item == 2);
+    ear_nn_session_free(s);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -365,6 +415,7 @@ int main(void)
     fixture f;
     if (make_fixture(&f, path) == 0) {
         check_answers(&f);
+        check_each_kind(&f);
         check_decoder_hooks(&f);
         check_threads(&f);
     }
